@@ -5,12 +5,16 @@ re-run's option value is the setting a run recorded.
 :mod:`sam2elnet.options` (or a run configuration) and turns the first problem into one
 ``error:`` line naming the flag, the value and the allowed range (:func:`option_error`);
 :func:`option_default` is where the CLI takes each default from. :func:`same_setting` and
-:func:`setting_change` are the one rule and wording of ``elnet train --resume`` and of
-``elnet cv`` into a folder holding a run.
+:func:`setting_change` are the one rule and wording of ``elnet train --resume``, of
+``elnet cv`` and of ``elnet experiment`` into a folder holding a run; :class:`WeightsFiles` is
+that rule and wording for the ``--weights`` file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -21,53 +25,106 @@ PATH_OPTIONS = frozenset({"data", "weights", "init_model", "norm_stats"})
 """Options that name a file or folder (:func:`same_setting`: one setting however written)."""
 
 
-def same_setting(
-    key: str, old: Any, new: Any, digests: tuple[str | None, str | None] | None = None
-) -> bool:
+def same_setting(key: str, old: Any, new: Any, weights: WeightsFiles | None = None) -> bool:
     """Whether a run's recorded option value ``old`` and a re-run's ``new`` are one setting:
     equal, or for :data:`PATH_OPTIONS` the same file or folder written another way (relative /
     absolute, ``~``; both resolved against the working directory). The one rule of
-    ``elnet train --resume`` and of ``elnet cv`` into a folder holding a run.
+    ``elnet train --resume``, ``elnet cv`` and ``elnet experiment`` into a folder holding a run.
 
-    ``--weights`` at two paths is also one setting when the files hold the same bytes (the
-    SAM2 file at ``/home/a/sam2.pt`` on one node, ``/scratch/b/sam2.pt`` on another):
-    ``digests`` is the SHA-256 of ``old`` (as the run recorded it, or of the file when it is
-    on this machine) and of ``new``
-    (:func:`~sam2elnet.model.checkpoint_files.weights_digests`); None where unknown, and then
-    they are not one setting (:func:`weights_hint` says what to do)."""
+    ``--weights`` (``key`` ``"weights"``) is compared as :attr:`WeightsFiles.same` says:
+    ``weights`` is the comparison with what the run recorded of its file
+    (:func:`~sam2elnet.model.checkpoint_files.weights_files`); None: the paths as given
+    (:meth:`WeightsFiles.as_given`)."""
+    if key == "weights":
+        return (weights or WeightsFiles.as_given(old, new)).same
     if old == new:
         return True
     if not (isinstance(old, str) and isinstance(new, str) and key in PATH_OPTIONS):
         return False
-    from pathlib import Path
-
-    if Path(old).expanduser().resolve() == Path(new).expanduser().resolve():
-        return True
-    was, now = digests or (None, None)
-    return key == "weights" and was is not None and was == now
+    return Path(old).expanduser().resolve() == Path(new).expanduser().resolve()
 
 
-def weights_hint(change: str, old: Any, new: Any, recorded: str | None) -> str:
-    """A refused ``--weights`` change (``change``: ``--weights '/s/b.pt' (saved: '/h/a.pt')``)
-    with what to do when it was refused only because the saved file ``old`` is not on this
-    machine and its run recorded no SHA-256 of it (made before runs recorded one):
-    ``--weights '/s/b.pt' (saved: '/h/a.pt', not on this machine, no fingerprint of it
-    recorded: if /s/b.pt is the same file, link it there: ln -s /s/b.pt /h/a.pt)``; ``change``
-    as it is otherwise (the files differ, or ``new`` is not on this machine either)."""
-    from pathlib import Path
+def weights_path(weights: Any) -> Path | None:
+    """The absolute path (``~`` expanded, links followed) of the SAM2 weights ``weights`` names,
+    resolved against the working directory; None for no weights (None / ``"none"``) or a value
+    that is no path. It need not exist."""
+    if not isinstance(weights, (str, Path)) or str(weights) in ("", "none"):
+        return None
+    return Path(weights).expanduser().resolve()
 
-    if recorded or not (isinstance(old, str) and isinstance(new, str) and change.endswith(")")):
-        return change
-    if (
-        "none" in (old, new)
-        or Path(old).expanduser().exists()
-        or not Path(new).expanduser().exists()
-    ):
-        return change
-    return (
-        f"{change[:-1]}, not on this machine, no fingerprint of it recorded: if {new} is the "
-        f"same file, link it there: ln -s {Path(new).expanduser().resolve()} {old})"
-    )
+
+@dataclass(frozen=True)
+class WeightsFiles:
+    """A run's recorded ``--weights`` and a re-run's, as :func:`same_setting` compares them
+    (:attr:`same`) and a refusal names them (:meth:`change`); made by
+    :func:`~sam2elnet.model.checkpoint_files.weights_files` (or :meth:`as_given`).
+
+    ``saved`` / ``given``: the option values (text; None: the default, ``"none"``: random init).
+    ``saved_path`` / ``given_path``: the absolute files (None for None / ``"none"``); the saved
+    one as the run recorded it (``weights_path``), or for an older record that holds only the
+    text, that text resolved against the working directory. ``saved_sha256`` /
+    ``given_sha256``: the files' SHA-256 (None where unknown); the saved one as the run recorded
+    it (``recorded``: True) or read here."""
+
+    saved: Any
+    given: Any
+    saved_path: Path | None = None
+    given_path: Path | None = None
+    saved_sha256: str | None = None
+    given_sha256: str | None = None
+    recorded: bool = False
+
+    @classmethod
+    def as_given(cls, saved: Any, given: Any) -> WeightsFiles:
+        """The comparison without a record and without reading a file: the paths as given,
+        resolved here (:func:`weights_path`). With what the run recorded, and the digests that
+        decide read: :func:`~sam2elnet.model.checkpoint_files.weights_files`."""
+        return cls(saved, given, weights_path(saved), weights_path(given))
+
+    @property
+    def same(self) -> bool:
+        """The rule: with both digests known, they decide (the same bytes at another path are
+        the same setting, other bytes at the same path or text are not); else the files' paths
+        (no file on one side: the values)."""
+        if self.saved_path is None or self.given_path is None:
+            return self.saved == self.given
+        if self.saved_sha256 and self.given_sha256:
+            return self.saved_sha256 == self.given_sha256
+        return self.saved_path == self.given_path
+
+    def change(self, said: Callable[[Any], str] = repr) -> str:
+        """The refused change as a refusal names it, with both files and what to do: ``--weights
+        'sam2.pt' (saved: 'sam2.pt'; /b/sam2.pt holds other bytes than /a/sam2.pt, the file
+        the run was made with: give --weights /a/sam2.pt)``; for a saved file not on this
+        machine that the run recorded no digest of, the link that makes it fit, ``... (saved:
+        '/h/a.pt', not on this machine, no fingerprint of it recorded: if /s/b.pt is the same
+        file, link it there: ln -s /s/b.pt /h/a.pt)`` (paths absolute; ``said``: how a value is
+        written, default ``repr``)."""
+        head = f"--weights {said(self.given)} (saved: {said(self.saved)}"
+        old, new = self.saved_path, self.given_path
+        if old is None or new is None:
+            return head + ")"
+        here = old.exists()
+        if self.saved_sha256 and self.given_sha256:
+            if old == new:
+                return (
+                    f"{head}; {new} holds other bytes than when the run recorded it: put back "
+                    "the file the run was made with)"
+                )
+            give = f"give --weights {old}" if here else "give --weights a copy of that file"
+            where = "" if here else " (not on this machine)"
+            return (
+                f"{head}; {new} holds other bytes than {old}, the file the run was made "
+                f"with{where}: {give})"
+            )
+        if not new.exists():
+            return f"{head}; {new} is not on this machine)"
+        if not here and not self.recorded:
+            return (
+                f"{head}, not on this machine, no fingerprint of it recorded: if {new} is the "
+                f"same file, link it there: ln -s {new} {old})"
+            )
+        return head + ")"
 
 
 AUTO_WHEN_NONE = ("epochs", "trunk_scale", "batch_size")

@@ -154,6 +154,7 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(
         "domain": "roads",
         "trunk_scale": 1,
         "epochs_auto": True,
+        "weights_path": None,
         "weights_sha256": None,
     }
     # what happened, in each line: the flat dataset has no split folders, each fold's link

@@ -113,9 +113,17 @@ def test_cv_config_and_train_resume_take_the_same_bytes_elsewhere(tmp_path: Path
     saved = TrainConfig(data=tmp_path, out=tmp_path / "run", weights=str(a), epochs=3)
     given = TrainConfig(data=tmp_path, out=tmp_path / "run", weights=str(b), epochs=3)
     source = tmp_path / "run" / "config.yaml"
-    assert resumed_config(saved, given, source, digest).weights == str(b)  # read from here
+    recorded_last = {"weights_sha256": digest}  # last.pt's record (weights_record)
+    assert resumed_config(saved, given, source, recorded_last).weights == str(b)  # read from here
     with pytest.raises(UserError, match=r"--weights .*, not on this machine, .*ln -s"):
         resumed_config(saved, given, source)
     b.write_bytes(b"PK other")
-    with pytest.raises(UserError, match=rf"--weights '{b}' \(saved: '{a}'\) would change it"):
-        resumed_config(saved, given, source, digest)
+    with pytest.raises(UserError) as err:
+        resumed_config(saved, given, source, recorded_last)
+    assert (
+        f"--weights '{b}' (saved: '{a}'; {b} holds other bytes than {a}, the file the run "
+        in str(err.value)
+        and str(err.value).endswith(
+            "would change it: drop the option, or start a new run with another --out"
+        )
+    )

@@ -106,7 +106,7 @@ from sam2elnet.engine.train_setup import (
 from sam2elnet.engine.train_state import frozen_state
 from sam2elnet.engine.train_state import init_distributed as _init_distributed
 from sam2elnet.engine.train_val import val_road_buffer, validation_loader
-from sam2elnet.model.checkpoint_files import weights_digest
+from sam2elnet.model.checkpoint_files import weights_record
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
@@ -265,7 +265,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
     params = model.trainable_parameters()
     optimizer = adamw(params, cfg.lr, cfg.weight_decay)
     frozen = frozen_state(model)  # left out of last.pt: a resumed run rebuilds and checks them
-    weights_sha = weights_digest(cfg.weights)  # last.pt: --resume with the file elsewhere
+    weights_rec = weights_record(cfg.weights)  # last.pt: --resume elsewhere, or the file moved
 
     sampler, loader = train_loader(
         train_ds, batch_size, cfg.seed, device, cfg.num_workers, dist_info
@@ -372,7 +372,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 keep_best(st, model, frozen)
             write_text_atomic(out / "metrics.csv", metrics_csv_text(st.history, fields))
             save_epoch(
-                last_path, model, frozen, optimizer, scheduler, epoch, st, selection, weights_sha
+                last_path, model, frozen, optimizer, scheduler, epoch, st, selection, weights_rec
             )
             val_txt = val_text(row, cfg.coarse_prob, roads, vbuf.said)
             say(

@@ -15,6 +15,7 @@ the demo about 15 writes of 0.24 s (docs/benchmarks.md, "Demo timing"). The ``la
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,11 +139,12 @@ def save_epoch(
     epoch: int,
     st: Standing,
     selection: dict[str, Any],
-    weights_sha256: str | None = None,
+    weights: Mapping[str, str | None] | None = None,
 ) -> None:
     """Write ``last.pt`` (atomically) after ``epoch``: everything :func:`resume` restores, and
-    ``weights_sha256`` (the ``--weights`` file's, :func:`~sam2elnet.model.checkpoint_files.weights_digest`):
-    ``--resume`` with that file at another path is the same setting."""
+    ``weights`` (the ``--weights`` file's absolute path and SHA-256,
+    :func:`~sam2elnet.model.checkpoint_files.weights_record`): ``--resume`` compares the file it
+    is given with that one (:class:`~sam2elnet.option_checks.WeightsFiles`)."""
     save_last(
         last_path,
         {
@@ -150,7 +152,8 @@ def save_epoch(
             "version": LAST_VERSION,
             "model": trainable_state(model, frozen),
             "frozen": frozen.record(),
-            "weights_sha256": weights_sha256,
+            "weights_sha256": (weights or {}).get("weights_sha256"),
+            "weights_path": (weights or {}).get("weights_path"),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,

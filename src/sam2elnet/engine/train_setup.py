@@ -5,13 +5,14 @@ network to train (new, or ``--init-model`` to fine-tune further).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS, TrainConfig
 from sam2elnet.engine.train_state import load_last
 from sam2elnet.errors import CheckpointError, UserError
-from sam2elnet.option_checks import same_setting, setting_change, weights_hint
+from sam2elnet.option_checks import same_setting, setting_change
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps
 
@@ -197,7 +198,7 @@ RESUME_MAY_CHANGE = frozenset(TRAIN_RUNTIME_FIELDS + TRAIN_QUALITY_FIELDS)
 
 
 def resumed_config(
-    saved: TrainConfig, given: TrainConfig, source: Path, weights_sha256: str | None = None
+    saved: TrainConfig, given: TrainConfig, source: Path, recorded: Mapping[str, Any] | None = None
 ) -> TrainConfig:
     """The configuration a resumed run continues with: the saved one, with the options of
     :data:`RESUME_MAY_CHANGE` taken from ``given``.
@@ -206,9 +207,10 @@ def resumed_config(
         saved: the run's ``config.yaml``.
         given: the configuration built from the command line on top of it.
         source: the ``config.yaml`` file (named in the error).
-        weights_sha256: the SHA-256 of the ``--weights`` file the run recorded in ``last.pt``
-            (None: not recorded): that file at another path is the same setting
-            (:func:`~sam2elnet.option_checks.same_setting`).
+        recorded: what the run recorded of its ``--weights`` file in ``last.pt``
+            (``weights_path``, ``weights_sha256``; None or a key missing: not recorded): the
+            same bytes at another path are the same setting, other bytes at the same path are
+            not (:func:`~sam2elnet.model.checkpoint_files.weights_files`).
 
     Returns:
         The configuration to run (``out`` is the folder given, not the one the file recorded).
@@ -225,17 +227,17 @@ def resumed_config(
     """
     old, new = saved.model_dump(mode="json"), given.model_dump(mode="json")
 
-    from sam2elnet.model.checkpoint_files import weights_digests
+    # the --weights file as recorded: at another path (another node) the same bytes
+    from sam2elnet.model.checkpoint_files import weights_files
 
-    # the --weights file at another path (the run continued on another node): the same bytes
-    digests = weights_digests(old.get("weights"), new.get("weights"), weights_sha256)
+    weights = weights_files(old.get("weights"), new.get("weights"), recorded)
 
     def same(key: str) -> bool:
         if key == "trunk_scale" and new.get(key) is None and not given.init_model:
             return True  # not given (auto): the scale the run resolved and recorded
         if key == "epochs" and new.get(key) is None:
             return True  # not given (auto): the epochs the run resolved and recorded
-        return same_setting(key, old[key], new.get(key), digests)
+        return same_setting(key, old[key], new.get(key), weights)
 
     changed = [k for k in old if k not in RESUME_MAY_CHANGE and not same(k)]
     stop_after = None
@@ -246,9 +248,7 @@ def resumed_config(
         changed.remove("trunk_scale")
     if changed:
         what = ", ".join(
-            weights_hint(setting_change(k, new.get(k), old[k]), old[k], new.get(k), weights_sha256)
-            if k == "weights"
-            else setting_change(k, new.get(k), old[k])
+            weights.change() if k == "weights" else setting_change(k, new.get(k), old[k])
             for k in changed
         )
         more = ""
@@ -267,7 +267,7 @@ def resumed_config(
             source,
         )
     cfg = saved.model_copy(update={k: getattr(given, k) for k in RESUME_MAY_CHANGE})
-    if digests[1] is not None:  # the same bytes at another path (another node): read from there
+    if weights.given_path != weights.saved_path:  # the same bytes elsewhere: read from there
         cfg = cfg.model_copy(update={"weights": given.weights})
     # an auto scale the run recorded is still said to be auto in the log
     cfg._trunk_scale_auto = given._trunk_scale_auto or cfg._trunk_scale_auto
@@ -360,8 +360,8 @@ def prepare_run_dir(cfg: TrainConfig) -> tuple[TrainConfig, str]:
             cfg._stop_after = None  # only a resumed run can end early
             return cfg, f"restarted: {why}"
         if saved.is_file():
-            digest = state.get("weights_sha256")  # the --weights file's bytes (None: older)
-            cfg = resumed_config(TrainConfig.load(saved), cfg, saved, digest)
+            # state: the --weights file's path and bytes (weights_record; older: neither)
+            cfg = resumed_config(TrainConfig.load(saved), cfg, saved, state)
         return cfg, "continued"
     if last.exists() or (out / "model.pt").exists():
         raise UserError(

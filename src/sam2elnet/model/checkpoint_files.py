@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from sam2elnet.errors import CheckpointError
+from sam2elnet.option_checks import WeightsFiles, weights_path
 
 # Official SAM2 parameter names -> transformers names (keys under image_encoder.trunk.), applied to
 # the key with a leading "." so that every pattern matches whole name parts only.
@@ -320,9 +321,8 @@ def weights_digest(weights: str | Path | None) -> str | None:
     """SHA-256 (64 hex digits) of the SAM2 weights ``weights`` names: of the file's bytes, or
     for a Hugging Face model folder of its files' names and bytes; None for no weights (None /
     ``"none"``) or a path that is not on this machine or cannot be read. Computed once per
-    process for an unchanged file (~1 s per GB). Recorded by ``elnet cv`` (``fold.json``,
-    ``cv_config.json``) and ``elnet train`` (``last.pt``) so the same file at another path is
-    the same setting (:func:`~sam2elnet.option_checks.same_setting`)."""
+    process for an unchanged file (~1 s per GB). Recorded by the runs with the file's path
+    (:func:`weights_record`)."""
     import hashlib
 
     from sam2elnet.data.run_model import file_sha256
@@ -343,12 +343,46 @@ def weights_digest(weights: str | Path | None) -> str | None:
     return None
 
 
-def weights_digests(old: Any, new: Any, recorded: str | None) -> tuple[str | None, str | None]:
-    """The ``digests`` of :func:`~sam2elnet.option_checks.same_setting` for a saved ``--weights
-    old`` (``recorded``: its SHA-256 as the run recorded it, None when not) and a given ``new``:
-    read only when they are two paths to two files (nothing is read for the same path)."""
-    if not (isinstance(old, str) and isinstance(new, str)) or "none" in (old, new):
-        return recorded, None
-    if Path(old).expanduser().resolve() == Path(new).expanduser().resolve():
-        return recorded, None
-    return recorded or weights_digest(old), weights_digest(new)
+def weights_files(saved: Any, given: Any, record: Mapping[str, Any] | None = None) -> WeightsFiles:
+    """A run's recorded ``--weights saved`` and a re-run's ``given``, as
+    :func:`~sam2elnet.option_checks.same_setting` compares them.
+
+    Args:
+        saved: the ``--weights`` the run recorded (text, None or ``"none"``).
+        given: the re-run's.
+        record: what the run recorded of the file (:func:`weights_record`: ``weights_path``,
+            ``weights_sha256``; a key missing or None: not recorded, as in older runs).
+
+    Returns:
+        The comparison (:class:`~sam2elnet.option_checks.WeightsFiles`): the saved file at its
+        recorded path (an older record: the text resolved here), and the digests that decide,
+        read (:func:`weights_digest`, ~1 s per GB, once per process) only where they do: the
+        given file's when the run recorded its file's digest, both when it did not and the
+        paths differ.
+    """
+    old, new = weights_path(saved), weights_path(given)
+    if old is None or new is None:
+        return WeightsFiles(saved, given, old, new)
+    rec = record or {}
+    if rec.get("weights_path"):
+        old = Path(str(rec["weights_path"]))
+    if sha := rec.get("weights_sha256"):
+        return WeightsFiles(saved, given, old, new, str(sha), weights_digest(new), recorded=True)
+    if old == new:
+        return WeightsFiles(saved, given, old, new)
+    return WeightsFiles(saved, given, old, new, weights_digest(old), weights_digest(new))
+
+
+def weights_record(weights: Any) -> dict[str, str | None]:
+    """What a run records of its ``--weights`` file: ``{"weights_path": "/abs/sam2.pt",
+    "weights_sha256": "64 hex digits"}`` (:func:`~sam2elnet.option_checks.weights_path`,
+    :func:`weights_digest`; both None for no weights, the digest None where the file is not on
+    this machine). Recorded by ``elnet cv`` (``fold.json``; ``cv_config.json`` ``resolved``),
+    ``elnet experiment`` (``experiment.json`` ``resolved``) and ``elnet train`` (``last.pt``): a
+    relative ``--weights`` resumed from another working folder is compared as the file it named
+    then, and the same bytes at another path are the same setting (:func:`weights_files`)."""
+    path = weights_path(weights)
+    return {
+        "weights_path": None if path is None else str(path),
+        "weights_sha256": None if path is None else weights_digest(path),
+    }

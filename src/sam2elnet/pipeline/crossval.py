@@ -51,7 +51,7 @@ from typing import Any
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.engine.road_buffer import image_buffers_px
 from sam2elnet.errors import DataError
-from sam2elnet.model.checkpoint_files import weights_digest
+from sam2elnet.model.checkpoint_files import weights_record
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_fold import check_trained_folds, fold_config, run_fold
 from sam2elnet.pipeline.crossval_plan import plan_folds, select_folds
@@ -161,12 +161,13 @@ def _run_cv(cfg: CVConfig, echo: Callable[[str], None] | None) -> dict[str, Any]
         {
             **ident,
             # epochs_auto: --epochs left out means auto here (crossval_config.keep_recorded_epochs)
-            # weights_sha256: the --weights file's bytes, the same at another path (another node)
+            # weights_path, weights_sha256: the --weights file (a relative one resumed from another
+            # working folder; the same bytes at another path, on another node)
             "resolved": {
                 "domain": guess.domain,
                 "trunk_scale": planned,
                 "epochs_auto": True,
-                "weights_sha256": weights_digest(cfg.train.get("weights")),
+                **weights_record(cfg.train.get("weights")),
             },
         },
     )

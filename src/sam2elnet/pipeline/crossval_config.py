@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS
 from sam2elnet.errors import UserError
-from sam2elnet.option_checks import check_options, option_change, same_setting, weights_hint
+from sam2elnet.option_checks import check_options, option_change, same_setting
 from sam2elnet.option_values import (
     Precision,
     check_device,
@@ -222,17 +222,15 @@ def changed_options(cfg: CVConfig, recorded: dict[str, Any]) -> list[str]:
     now = _train_settings(cfg, new_train, new.get("seed"))
     if was is None or now is None:  # an older record: compare the options as given
         was, now = old_train, new_train
-    # --weights at another path (the run continued on another node): the same file's bytes
-    from sam2elnet.model.checkpoint_files import weights_digests
+    # --weights as the run recorded its file (resolved: weights_path, weights_sha256): at
+    # another path (the run continued on another node) the same bytes
+    from sam2elnet.model.checkpoint_files import weights_files
 
-    sha = (recorded.get("resolved") or {}).get("weights_sha256")
-    digests = weights_digests(was.get("weights"), now.get("weights"), sha)
+    weights = weights_files(was.get("weights"), now.get("weights"), recorded.get("resolved"))
     diff += [
-        weights_hint(option_change(k, now.get(k), was.get(k)), was.get(k), now.get(k), sha)
-        if k == "weights"
-        else option_change(k, now.get(k), was.get(k))
+        weights.change() if k == "weights" else option_change(k, now.get(k), was.get(k))
         for k in sorted(set(was) | set(now))
-        if not same_setting(k, was.get(k), now.get(k), digests)
+        if not same_setting(k, was.get(k), now.get(k), weights)
         and not (k == "seed" and "seed" not in old_train and "seed" not in new_train)
     ]
     return diff

@@ -160,14 +160,15 @@ def fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
 def fold_want(fold: Fold, tcfg: Any) -> dict[str, Any]:
     """What ``fold.json`` records for ``fold`` in this run: its training and test ids and the
     options of its training configuration ``tcfg`` (:func:`fold_config`) that change its
-    network (:func:`~sam2elnet.pipeline.crossval_reuse.fold_settings`), and the SHA-256 of its
-    ``--weights`` file (``weights_sha256``, when there is one): a fold folder copied from a node
-    where that file lay at another path is still reused."""
-    from sam2elnet.model.checkpoint_files import weights_digest
+    network (:func:`~sam2elnet.pipeline.crossval_reuse.fold_settings`), and its ``--weights``
+    file's absolute path and SHA-256 (``weights_path``, ``weights_sha256``, where known;
+    :func:`~sam2elnet.model.checkpoint_files.weights_record`): a fold folder copied from a node
+    where that file lay at another path is still reused, a relative ``--weights`` given from
+    another working folder is compared as the file it named."""
+    from sam2elnet.model.checkpoint_files import weights_record
 
     want = {"train_ids": list(fold.train), "tests": fold.tests, "train": fold_settings(tcfg)}
-    if (digest := weights_digest(tcfg.weights)) is not None:
-        want["weights_sha256"] = digest
+    want.update({k: v for k, v in weights_record(tcfg.weights).items() if v is not None})
     return json.loads(json.dumps(want))
 
 

@@ -112,23 +112,21 @@ def _stale(root: Path, want: dict[str, Any]) -> tuple[str, str] | None:
             "no record of the settings it was trained with (no fold.json, no run/config.yaml)",
             "fold",
         )
-    from sam2elnet.model.checkpoint_files import weights_digests
+    from sam2elnet.model.checkpoint_files import weights_files
     from sam2elnet.option_checks import same_setting
 
     old, new = rec["train"], want["train"]
     keys = (set(old) | set(new)) - set(FOLD_OWN_PATHS)  # an older record's paths: no setting
-    # --weights at another path (fold folders copied from other nodes): the same file's bytes
-    recorded = rec.get("weights_sha256")
-    digests = weights_digests(old.get("weights"), new.get("weights"), recorded)
-    diff = sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k), digests))
+    # --weights as fold.json records its file (weights_path, weights_sha256): fold folders
+    # copied from other nodes hold the same bytes at another path
+    weights = weights_files(old.get("weights"), new.get("weights"), rec)
+    diff = sorted(k for k in keys if not same_setting(k, old.get(k), new.get(k), weights))
     done = result.is_file() or trained.is_file()  # a trained network: never deleted
     if diff and done:
-        from sam2elnet.option_checks import option_change, weights_hint
+        from sam2elnet.option_checks import option_change
 
         what = ", ".join(
-            weights_hint(option_change(k, new.get(k), old.get(k)), old.get(k), new.get(k), recorded)
-            if k == "weights"
-            else option_change(k, new.get(k), old.get(k))
+            weights.change() if k == "weights" else option_change(k, new.get(k), old.get(k))
             for k in diff
         )
         return f"it was trained with other settings: {what}", "refuse"

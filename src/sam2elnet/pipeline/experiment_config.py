@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sam2elnet.option_checks import check_options, same_setting
+from sam2elnet.option_checks import WeightsFiles, check_options, same_setting
 from sam2elnet.option_values import (
     CURVE_POINTS_MAX,
     ROAD_BUFFER_PX,
@@ -179,14 +179,19 @@ gives explicitly what its auto decided is the same experiment (:func:`settings_d
 
 
 def settings_diff(
-    old: Mapping[str, Any], new: Mapping[str, Any], decided: Mapping[str, Any]
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    decided: Mapping[str, Any],
+    weights: WeightsFiles | None = None,
 ) -> tuple[list[str], list[str]]:
     """Compare a run's recorded identity with a re-run's, counting what auto decided.
 
     The downstream and quality-filter options (:attr:`ExperimentConfig.DOWNSTREAM`,
     :attr:`ExperimentConfig.FILTER`) may change and are left out; a ``--weights`` file written
-    another way (relative / absolute) is the same setting (:func:`~sam2elnet.option_checks.same_setting`,
-    the rule of ``elnet train --resume`` and ``elnet cv``). A key of :data:`DECIDED_BY_RUN`
+    another way (relative / absolute), or the same bytes at another path, is the same setting
+    (:func:`~sam2elnet.option_checks.same_setting`, the rule of ``elnet train --resume`` and
+    ``elnet cv``; ``weights``: the comparison with the file the run recorded,
+    :func:`~sam2elnet.model.checkpoint_files.weights_files`). A key of :data:`DECIDED_BY_RUN`
     recorded as auto and given explicitly by the re-run is the
     same setting when ``decided`` holds that key with the given value (``--modality sar`` into a
     run whose ``--modality auto`` decided sar); when the run has not decided it yet (no key in
@@ -200,6 +205,8 @@ def settings_diff(
         new: the re-run's identity (:meth:`ExperimentConfig.identity`).
         decided: what the run decided its auto options as (``{"modality": "sar",
             "trunk_scale": 2}``; a key only once its stage is done).
+        weights: ``--weights`` compared with the file the run recorded (``experiment.json``
+            ``resolved``); None: the paths as given.
 
     Returns:
         ``(same, diff)``: the keys the re-run gives explicitly as decided or leaves auto where
@@ -209,7 +216,7 @@ def settings_diff(
     same, diff = [], []
     for k in sorted(set(old) | set(new)):
         if k in (*ExperimentConfig.DOWNSTREAM, *ExperimentConfig.FILTER) or same_setting(
-            k, old.get(k), new.get(k)
+            k, old.get(k), new.get(k), weights
         ):  # a --weights file written another way is the same setting (as train --resume)
             continue
         auto = DECIDED_BY_RUN.get(k, (object(), ""))[0]
@@ -239,14 +246,25 @@ def _shown(key: str, value: Any) -> str:
 
 
 def setting_changes(
-    diff: list[str], old: Mapping[str, Any], new: Mapping[str, Any], decided: Mapping[str, Any]
+    diff: list[str],
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    decided: Mapping[str, Any],
+    weights: WeightsFiles | None = None,
 ) -> list[str]:
     """The options of :func:`settings_diff`'s ``diff`` as the user typed them, with the value the
     experiment was started with: ``--image-size 256 (saved: 128)``, ``--modality sar (saved:
     auto, decided optical)``, ``--no-enhancement given (saved: left out)`` (the form of
-    ``elnet cv`` and ``elnet train --resume``, :func:`~sam2elnet.option_checks.setting_change`)."""
+    ``elnet cv`` and ``elnet train --resume``, :func:`~sam2elnet.option_checks.setting_change`);
+    ``--weights`` with both files and what to do
+    (:meth:`~sam2elnet.option_checks.WeightsFiles.change`; ``weights`` as for
+    :func:`settings_diff`)."""
     lines = []
     for k in diff:
+        if k == "weights":
+            w = weights or WeightsFiles.as_given(old.get(k), new.get(k))
+            lines.append(w.change(lambda v: _shown("weights", v)))
+            continue
         if k == "enhancement":  # --no-enhancement: a switch, not a value
             lines.append(
                 "--no-enhancement "

@@ -7,6 +7,13 @@ given otherwise than recorded but meaning the same (an auto option the run decid
 ``--road-buffer`` on data that are not roads) continue the run as recorded and say so; any
 other difference is a :class:`~sam2elnet.errors.UserError` naming each option with its saved
 value.
+
+``experiment.json`` holds the identity (:meth:`ExperimentConfig.identity`) and ``resolved``, what
+the run recorded of its ``--weights`` file (its absolute path and SHA-256,
+:func:`~sam2elnet.model.checkpoint_files.weights_record`, as ``elnet cv`` records it): a relative
+``--weights`` given from another working folder is compared as the file it named, and the same
+bytes at another path (another node) are the same setting
+(:func:`~sam2elnet.model.checkpoint_files.weights_files`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 
 from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_checks import WeightsFiles
 from sam2elnet.pipeline.experiment_autolabels import record_filter_options
 from sam2elnet.pipeline.experiment_config import (
     DECIDED_BY_RUN,
@@ -37,7 +45,8 @@ def settle_identity(
     cfg: ExperimentConfig, out: Path
 ) -> tuple[ExperimentConfig, dict[str, Any], list[str]]:
     """(the options the run goes on with, their identity, lines to say) for a run into ``out``,
-    with ``OUT/experiment.json`` written when it is new or changed (atomically).
+    with ``OUT/experiment.json`` (the identity and ``resolved``: the ``--weights`` file's path and
+    SHA-256) written when it is new or changed (atomically).
 
     Where ``out`` holds a finished stage, the recorded identity decides: options that mean the
     same as recorded are taken as recorded (:func:`_resume_settings`), and an older ``annotate``
@@ -48,25 +57,31 @@ def settle_identity(
         UserError: the options make another experiment than the one ``out`` holds (the message
             names each option as typed with its saved value).
     """
+    from sam2elnet.model.checkpoint_files import weights_files, weights_record  # torch: lazily
+
     ident_path = out / "experiment.json"
     ident = cfg.identity()
     finished = any((out / "stages").glob("*.json"))
     notes: list[str] = []
     if ident_path.is_file() and finished:
-        old = upgrade_identity(json.loads(ident_path.read_text(encoding="utf-8")))
-        same, refusal, notes = _resume_settings(out, old, ident)
+        old = json.loads(ident_path.read_text(encoding="utf-8"))
+        resolved = old.pop("resolved", None)  # None: recorded before it (only the text)
+        old = upgrade_identity(old)
+        weights = weights_files(old.get("weights"), ident.get("weights"), resolved)
+        same, refusal, notes = _resume_settings(out, old, ident, weights)
         if same:  # the same experiment, another way of saying it: the run goes on as recorded
             cfg = cfg.model_copy(update={k: old[k] for k in same})
             ident = cfg.identity()
         if refusal:
             raise UserError(refusal, out)
         record_filter_options(Stages(out, cfg.resume), old)  # before this run's are recorded
+    record = {**ident, "resolved": weights_record(cfg.weights)}
     if (
         not ident_path.is_file()
         or not finished
-        or ident != json.loads(ident_path.read_text("utf-8"))
+        or record != json.loads(ident_path.read_text("utf-8"))
     ):
-        write_json_atomic(ident_path, ident)
+        write_json_atomic(ident_path, record)
     return cfg, ident, notes
 
 
@@ -112,7 +127,7 @@ def _buffer_said(d: dict[str, Any], flag: bool = True) -> str:
 
 
 def _resume_settings(
-    out: Path, old: dict[str, Any], new: dict[str, Any]
+    out: Path, old: dict[str, Any], new: dict[str, Any], weights: WeightsFiles | None = None
 ) -> tuple[list[str], str | None, list[str]]:
     """(keys the run continues with as recorded, the refusal when options make another
     experiment, lines to say) for a re-run into ``out``:
@@ -120,9 +135,10 @@ def _resume_settings(
     data that are not roads (it changes no number there: the run keeps its recorded buffer); on
     road data, or when that is not known, it stays another setting. The refusal names each
     option as typed with its saved value
-    (:func:`~sam2elnet.pipeline.experiment_config.setting_changes`)."""
+    (:func:`~sam2elnet.pipeline.experiment_config.setting_changes`); ``weights``: ``--weights``
+    compared with the file the run recorded (None: the paths as given)."""
     decided = _decided(out, old, new)
-    same, diff = settings_diff(old, new, decided)
+    same, diff = settings_diff(old, new, decided, weights)
     notes: list[str] = []
     kept = [k for k in same if old[k] != DECIDED_BY_RUN[k][0]]  # recorded explicitly
     if kept:
@@ -148,7 +164,7 @@ def _resume_settings(
     )
     refusal = (
         "this folder holds an experiment with other settings: "
-        f"{', '.join(setting_changes(diff, old, new, decided))}{why}; give the saved values to "
-        "continue it, or choose a new --out or delete the folder"
+        f"{', '.join(setting_changes(diff, old, new, decided, weights))}{why}; give the saved "
+        "values to continue it, or choose a new --out or delete the folder"
     )
     return same, refusal, notes
