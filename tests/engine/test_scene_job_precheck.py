@@ -120,3 +120,74 @@ def test_a_folder_skips_the_flat_scene_and_goes_on(tmp_path: Path) -> None:
     res = scenes.scene_job(d, tmp_path / "out", "builtin:smoothing", **KW)
     assert res.done == ["b_ok.tif"]
     assert list(res.failed) == ["a_flat.tif"] and "constant image" in res.failed["a_flat.tif"]
+
+
+def _coarse_refusal(scene: Path, label: Path) -> str:
+    """The words predict_scene refuses ``label`` with once the model is there."""
+    from sam2elnet.engine.scene import predict_scene
+
+    with pytest.raises(DataError) as err:
+        predict_scene(scene, scene.with_name("p.tif"), SmoothingPredictor(), coarse=label, **KW)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["vector", "raster"])
+def test_one_scene_whose_labels_it_refuses_is_refused_before_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Was: ``elnet scene --labels FILE`` with a vector file none of whose features overlaps the
+    scene (a CRS mix-up, another area), or a raster of another size without georeference, was
+    refused only after the model loaded (minutes for a large model, and Ray workers started).
+    Now :func:`~sam2elnet.engine.scene_inputs.precheck_coarse` refuses it first, with the same
+    words."""
+    import geopandas as gpd
+    from rasterio.crs import CRS
+    from shapely.geometry import box
+
+    rng = np.random.default_rng(3)
+    if kind == "vector":  # 2 km east of the 960 m scene (EPSG:32633, corner 500000, 4000000)
+        src = write_tif(tmp_path / "s.tif", rng.integers(0, 255, (1, H, W), np.uint8))
+        label = tmp_path / "far.gpkg"
+        far = box(503000, 3999000, 503500, 3999500)
+        gpd.GeoDataFrame(geometry=[far], crs=CRS.from_epsg(32633)).to_file(label)
+        words = f"{label}: the only label feature does not overlap the image: image extent"
+    else:  # neither has a georeference, so a 50 x 40 px label cannot be aligned
+        src = write_tif(tmp_path / "s.tif", rng.integers(0, 255, (1, H, W), np.uint8), georef=False)
+        label = write_tif(tmp_path / "small.tif", np.zeros((1, 40, 50), np.uint8), georef=False)
+        words = f"{label}: coarse label raster is 50x40 px but the scene is 96x96"
+    expected = _coarse_refusal(src, label)
+    assert expected.startswith(words), expected
+    monkeypatch.setattr(scenes, "load_scene_predictor", _no_model)
+    with pytest.raises(DataError) as err:
+        scenes.scene_job(src, tmp_path / "o.tif", tmp_path / "absent.pt", labels=label, **KW)
+    assert str(err.value) == expected
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_one_scene_with_an_overlapping_vector_label_reads_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the model loads and the prediction place one reading of the file."""
+    import geopandas as gpd
+    from rasterio.crs import CRS
+    from shapely.geometry import box
+
+    from sam2elnet.data import vector
+
+    rng = np.random.default_rng(4)
+    src = write_tif(tmp_path / "s.tif", rng.integers(0, 255, (1, H, W), np.uint8))
+    label = tmp_path / "slick.gpkg"
+    slick = box(500200, 3999400, 500500, 3999700)
+    gpd.GeoDataFrame(geometry=[slick], crs=CRS.from_epsg(32633)).to_file(label)
+    reads: list[Path] = []
+    real = vector.read_vector
+
+    def counted(p, **k):
+        reads.append(Path(p))
+        return real(p, **k)
+
+    monkeypatch.setattr(vector, "read_vector", counted)
+    monkeypatch.setattr(scenes, "load_scene_predictor", lambda *a, **k: SmoothingPredictor())
+    res = scenes.scene_job(src, tmp_path / "o.tif", "builtin:smoothing", labels=label, **KW)
+    assert res.n_predicted > 0 and (tmp_path / "o.tif").exists()
+    assert reads == [label]

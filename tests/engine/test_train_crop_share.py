@@ -49,3 +49,23 @@ def test_float_or_multiband_scenes_are_not_sent_to_8bit_chips(tmp_path: Path) ->
         line = crop_share_note(scenes, 128)
         assert "keeps their bands and data type, e.g. `gdal_retile.py -ps 512 512" in line
         assert "--format coco" not in line
+
+
+def test_an_image_pil_calls_a_decompression_bomb_is_of_unknown_size(tmp_path: Path) -> None:
+    """PIL refuses to open an image over twice ``Image.MAX_IMAGE_PIXELS`` (about 179 Mpx) with
+    ``DecompressionBombError``, which is no ``OSError``: the note raised it before training.
+    Such an image is now of unknown size to the note (a limit lowered to 1000 px stands in for
+    a huge scene); the images PIL does read still make the line."""
+    from PIL import Image
+
+    bomb = write_png(tmp_path / "bomb.png", np.zeros((600, 600), np.uint8))  # 360000 px
+    small = write_png(tmp_path / "small.png", np.zeros((40, 40), np.uint8))  # 1600 px
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 1000
+    try:
+        assert crop_share_note([bomb], 128) is None
+        assert crop_share_note([bomb, small], 8).startswith(
+            "2 training images are large for 8 px crops (median 0.0 Mpx, 25 crops)"
+        )
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit

@@ -166,6 +166,29 @@ def test_corrupt_label_reason_is_gdal_cause_and_no_raw_output(
     assert "b.tif" in skipped and "previous exception" not in skipped
 
 
+def test_exports_of_one_stem_in_one_folder_keep_a_skipped_list_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``--out w.gpkg`` and ``--out w.geojson`` both listed their skipped labels in
+    ``w_skipped.csv``: the second export replaced the first's list, and one that skipped
+    nothing removed the other's. Now a list is named by the format as the review record is
+    (GeoPackage ``w_skipped.csv``, else ``w_<format>_skipped.csv``)."""
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    (lab / "c.tif").write_bytes(b"not a raster")
+    lists = {"gpkg": tmp_path / "w_skipped.csv", "geojson": tmp_path / "w_geojson_skipped.csv"}
+    for ext, listed in lists.items():
+        rc = main(["export", "--labels", str(lab), "--out", str(tmp_path / f"w.{ext}"),
+                   "--no-progress"])  # fmt: skip
+        out = capsys.readouterr().out
+        assert rc == 0 and out.strip().splitlines()[-1] == f"1 of 2 skipped, see {listed}", out
+    assert all("c.tif" in listed.read_text() for listed in lists.values())
+    (lab / "c.tif").unlink()  # the GeoJSON again, nothing skipped: its own list goes, only it
+    assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w.geojson"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert not lists["geojson"].exists() and "c.tif" in lists["gpkg"].read_text()
+
+
 # ------------------------------------------------ 4.-6. one line per message, short CRS names
 
 

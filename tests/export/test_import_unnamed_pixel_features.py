@@ -223,3 +223,33 @@ def test_layers_read_together_are_refused_when_one_lacks_a_crs_or_is_named_twice
 def _import_err(capsys, *args: object) -> tuple[int, str]:
     rc, _, err = run_main(capsys, *args)
     return rc, " ".join(err.split())
+
+
+def test_unnamed_features_over_mixed_images_name_the_images_that_got_none(
+    tmp_path: Path, capsys
+) -> None:
+    """Was: a layer without CRS whose features name no image, over an images folder mixing
+    GeoTIFFs (the layer read in their CRS: the features placed by map position) and a PNG
+    without georeference (the rule places none on it), gave the PNG nothing without a word.
+    Now one note counts and names it and says what to do."""
+    import rasterio
+    from helpers_data import write_tif
+
+    images = tmp_path / "images"
+    for n in ("a", "b"):  # EPSG:32633, corner (500000, 4000000), 10 m pixels
+        write_tif(images / f"{n}.tif", np.full((1, H, W), 90, np.uint8))
+    write_png(images / "c.png", np.full((H, W), 90, np.uint8))
+    slick = box(500040, 3999880, 500200, 3999960)  # rows 4-11, columns 4-19 of a and b
+    gp = _layer(tmp_path / "roads.gpkg", [slick, slick])
+    out = tmp_path / "m"
+    rc, err = _import(capsys, gp, images, out)
+    assert rc == 0, err
+    assert sorted(p.name for p in out.glob("*.*") if p.suffix != ".json") == ["a.tif", "b.tif"], err
+    with rasterio.open(out / "a.tif") as ds:  # the slick, placed by map position
+        assert np.flatnonzero(ds.read(1).any(axis=1)).tolist() == list(range(4, 12))
+    assert (
+        "note: 2 features have no source / label attribute naming an image and the layer has no "
+        "CRS: placed by map position on the georeferenced images only; 1 image without a CRS + "
+        "transform (c.png) received none of them; add a 'source' field holding the image's file "
+        "name, as the exported 'labels' layer has, or georeference that image"
+    ) in err, err

@@ -384,8 +384,8 @@ def test_images_not_under_the_given_images_folder_are_named(tmp_path: Path, caps
 
 def test_an_unreadable_label_is_skipped_as_in_every_other_export(tmp_path: Path, capsys):
     """The batch rule (docs/reliability.md): an unreadable label of a folder is skipped and
-    listed in `<out stem>_skipped.csv`, the others exported, exit 0 with the `N of M skipped`
-    last line. The polygon and COCO exports did so; the Label Studio export stopped with an
+    listed in `<out stem>_label-studio_skipped.csv`, the others exported, exit 0 with the
+    `N of M skipped` last line. The polygon and COCO exports did so; the Label Studio export stopped with an
     error and wrote no task."""
     run = make_run(tmp_path, SCORES)
     (run / "rejected" / "a_bad.tif").write_bytes(b"not a raster")
@@ -396,7 +396,7 @@ def test_an_unreadable_label_is_skipped_as_in_every_other_export(tmp_path: Path,
     std, err = capsys.readouterr()
     assert rc == 0, err
     assert [t["data"]["name"] for t in json.loads(out.read_text())] == ["b_mid", "c_good"]
-    skipped = tmp_path / "ls" / "tasks_skipped.csv"
+    skipped = tmp_path / "ls" / "tasks_label-studio_skipped.csv"
     assert std.strip().splitlines()[-1] == f"1 of 3 skipped, see {skipped}", std
     assert "a_bad.tif" in skipped.read_text()
     assert "warning: skipping" in err and "a_bad.tif" in err, err

@@ -180,17 +180,17 @@ def test_partial_review_imports_and_builds_the_next_training_set(run, tmp_path, 
 
 
 @pytest.mark.parametrize(
-    ("name", "opts", "record"),
+    ("name", "opts", "record", "listed"),
     [
-        ("weak.gpkg", (), "weak_review.json"),
-        ("weak.geojson", (), "weak_geojson_review.json"),
-        ("weak.shp", (), "weak_shp_review.json"),
-        ("weak.json", (), "weak_coco_review.json"),
-        ("tasks.json", ("--format", "label-studio"), None),
+        ("weak.gpkg", (), "weak_review.json", "weak_skipped.csv"),
+        ("weak.geojson", (), "weak_geojson_review.json", "weak_geojson_skipped.csv"),
+        ("weak.shp", (), "weak_shp_review.json", "weak_shp_skipped.csv"),
+        ("weak.json", (), "weak_coco_review.json", "weak_coco_skipped.csv"),
+        ("tasks.json", ("--format", "label-studio"), None, "tasks_label-studio_skipped.csv"),
     ],
 )
 def test_a_chosen_label_skipped_as_unreadable_is_not_counted_as_sent(
-    run, tmp_path, capsys, name, opts, record
+    run, tmp_path, capsys, name, opts, record, listed
 ):
     (run / "rejected" / "e.tif").write_bytes(b"not a raster")  # the least trusted: chosen first
     out = tmp_path / "o" / name
@@ -203,7 +203,7 @@ def test_a_chosen_label_skipped_as_unreadable_is_not_counted_as_sent(
         "; review selection: 2 of 6 labels (--review-count 3, lowest predicted IoU first), "
         "predicted IoU 0.100-0.300 sent; 1 chosen label skipped, not sent"
     ), stdout
-    assert f"1 of 3 skipped, see {out.with_name(out.stem + '_skipped.csv')}" in stdout, stdout
+    assert f"1 of 3 skipped, see {out.with_name(listed)}" in stdout, stdout
     if record is not None:
         assert _record(out.with_name(record)) == ["a", "b"]  # what went out, exactly
     else:

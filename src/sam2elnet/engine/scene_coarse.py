@@ -58,6 +58,9 @@ class CoarseSource:
             :class:`~sam2elnet.data.vector_shared.SharedVector`, which serves several scenes or
             images: one it does not touch gets an empty label,
             :func:`~sam2elnet.data.vector_shared.warn_no_features`) does not touch (said once already).
+        place: False: a raster on another grid is checked (its size, georeference and values)
+            but not resampled onto the scene, and :meth:`read` must not be called: the look
+            before the model loads (:func:`sam2elnet.engine.scene_inputs.precheck_coarse`).
 
     Raises:
         DataError: missing or unreadable label; a raster of another size when the scene or the
@@ -74,6 +77,7 @@ class CoarseSource:
         pixel_coords: bool = False,
         positive_values: tuple[float, ...] | None = None,
         quiet: bool = False,
+        place: bool = True,
     ) -> None:
         from sam2elnet.data.vector import VectorLabels, is_vector_path
         from sam2elnet.data.vector_grid import image_grid
@@ -128,12 +132,14 @@ class CoarseSource:
         except rasterio.errors.RasterioIOError as err:
             raise DataError(raster_error_text("coarse label raster", err), self.path) from None
         try:
-            self._open_raster(scene, positive_values)
+            self._open_raster(scene, positive_values, place)
         except BaseException:
             self.close()
             raise
 
-    def _open_raster(self, scene: Any, positive_values: tuple[float, ...] | None) -> None:
+    def _open_raster(
+        self, scene: Any, positive_values: tuple[float, ...] | None, place: bool = True
+    ) -> None:
         from sam2elnet.data.grids import dataset_header, other_grid
         from sam2elnet.data.mask_values import mask_encoding
 
@@ -161,7 +167,7 @@ class CoarseSource:
         self._encoding = mask_encoding(
             ov, nodata=self._nodata, positive_values=positive_values, path=self.path
         )
-        if grid is not None:
+        if grid is not None and place:
             self._place(grid, scene)
 
     def _place(self, grid: Any, scene: Any) -> None:

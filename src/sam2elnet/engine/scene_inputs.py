@@ -45,7 +45,9 @@ __all__ = [
     "SceneInputs",
     "SceneNormalizer",  # re-exported: engine.scene_norm
     "make_scene_normalizer",  # re-exported: engine.scene_norm
+    "coarse_options",
     "open_scene",
+    "precheck_coarse",
     "precheck_scene",
     "scene_gdal_env",
 ]
@@ -142,6 +144,66 @@ def precheck_scene(path: str | Path, bands: list[int] | None = None) -> tuple[in
     if flag:
         raise unusable_scene_error(flag, p, stale_overviews=stale)
     return shape
+
+
+_COARSE_OPTIONS = ("line_width", "line_width_unit", "labels_pixel_coords", "coarse_positive_values")
+
+
+def coarse_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` (keyword arguments of
+    :func:`~sam2elnet.engine.scene.predict_scene`) that decide how its coarse label is read:
+    those :func:`precheck_coarse` takes."""
+    return {k: options[k] for k in _COARSE_OPTIONS if k in options}
+
+
+def precheck_coarse(
+    path: str | Path,
+    coarse: str | Path | SharedVector,
+    *,
+    line_width: float | None = None,
+    line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
+    labels_pixel_coords: bool = False,
+    coarse_positive_values: tuple[float, ...] | None = None,
+) -> None:
+    """Refuse, before any model is loaded, the coarse label ``coarse`` (``elnet scene --labels
+    FILE`` of one scene) that :class:`CoarseSource` refuses for the scene ``path`` when the
+    scene is predicted: a vector file none of whose features overlaps the scene
+    (:func:`~sam2elnet.data.vector_grid.no_overlap_message`), a raster of another size when one
+    side has no georeference, a label that cannot be read or placed. The same reader and the
+    same words as in :func:`~sam2elnet.engine.scene.predict_scene`, in about a second instead
+    of after the model loaded and Ray workers started. A raster on another grid is not
+    resampled here (that is done once, when the scene is predicted); what the reader warns
+    about is said then, not here (:func:`~sam2elnet.utils.run_warnings.quiet`).
+
+    Args:
+        path: the scene file.
+        coarse: the label file, or a vector file read once
+            (:class:`~sam2elnet.data.vector_shared.SharedVector`, not read again).
+        line_width / line_width_unit / labels_pixel_coords / coarse_positive_values: as
+            :func:`~sam2elnet.engine.scene.predict_scene` takes them.
+
+    Raises:
+        DataError: the scene cannot be opened (:func:`open_scene`), or what
+            :class:`CoarseSource` raises for the label.
+    """
+    import rasterio
+
+    from sam2elnet.utils.run_warnings import quiet
+
+    with rasterio.Env(**scene_gdal_env()), quiet():
+        src = open_scene(Path(path))
+        try:
+            CoarseSource(
+                coarse,
+                src,
+                line_width=line_width,
+                line_width_unit=line_width_unit,
+                pixel_coords=labels_pixel_coords,
+                positive_values=coarse_positive_values,
+                place=False,
+            ).close()
+        finally:
+            src.close()
 
 
 GCPS_KEPT_KIND = "image georeferenced by GCPs only, outputs keep the GCPs"

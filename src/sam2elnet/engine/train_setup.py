@@ -5,6 +5,7 @@ network to train (new, or ``--init-model`` to fine-tune further).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -91,17 +92,21 @@ LARGE_IMAGE_CROPS = 16
 
 def _image_facts(path: Path) -> tuple[int, bool] | None:
     """``(H * W px, 8-bit with 1 or 3 bands)`` of the image ``path`` from its header (GDAL, or
-    PIL for PNG / JPEG); None when neither reads it (the data reader reports it)."""
+    PIL for PNG / JPEG); None when neither reads it (the data reader reports it), and for an
+    image PIL refuses as a decompression bomb (over twice ``PIL.Image.MAX_IMAGE_PIXELS``, about
+    179 Mpx by default): its size is then unknown here, and the note never raises."""
     from sam2elnet.data.grids import raster_header
 
     head = raster_header(path)
     if head.shape is None:
-        try:
-            from PIL import Image
+        from PIL import Image
 
-            with Image.open(path) as im:
-                return int(im.size[0] * im.size[1]), im.mode in ("L", "RGB", "P")
-        except (OSError, ValueError):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    return int(im.size[0] * im.size[1]), im.mode in ("L", "RGB", "P")
+        except (OSError, ValueError, Image.DecompressionBombError):
             return None
     return int(head.shape[0] * head.shape[1]), head.itemsize == 1 and head.bands in (1, 3)
 

@@ -18,7 +18,7 @@ from typing import Any
 from sam2elnet.export.centreline_layer import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
-from sam2elnet.export.export_result import ExportResult, write_skipped
+from sam2elnet.export.export_result import ExportResult, skipped_list_path, write_skipped
 from sam2elnet.export.label_screen import screen_labels
 from sam2elnet.export.labelstudio import LabelStudioExport, export_tasks
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
@@ -40,7 +40,7 @@ from sam2elnet.export.run_info import (
 from sam2elnet.export.vector import write_polygons
 from sam2elnet.export.warp_labels import export_warped
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
-from sam2elnet.utils.batch import drop_skip_list_if_nothing_done, skipped_csv_path
+from sam2elnet.utils.batch import drop_skip_list_if_nothing_done
 
 __all__ = ["export_labels"]
 
@@ -117,7 +117,7 @@ def export_labels(
     quality_csv = review_quality_csv(labels, kwargs.get("quality_csv"))  # given, else the run's
     inputs = [*run_label_files(labels), quality_csv, kwargs.get("images")]
     check_not_input(out, inputs)  # every format: before anything is written
-    skipped = skipped_csv_path(Path(out))  # written when a label is skipped: never onto an input
+    skipped = skipped_list_path(out, fmt)  # written when a label is skipped: never onto an input
     check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
     if fmt is not None and fmt.lower() == "label-studio":
         kwargs["files"] = pick.files if pick is not None else None
@@ -216,7 +216,9 @@ def _export_labels(
     :class:`~sam2elnet.errors.DataError`).
     ``fmt`` defaults from ``out``'s suffix. Labels of a folder that cannot be read, and for a
     polygon layer those without georeference among georeferenced ones, are skipped, each with
-    its reason in ``<out stem>_skipped.csv`` (:mod:`~sam2elnet.export.label_screen`; every label
+    its reason in :func:`~sam2elnet.export.export_result.skipped_list_path`
+    (``<out stem>_skipped.csv``, ``<out stem>_geojson_skipped.csv``, ...;
+    :mod:`~sam2elnet.export.label_screen`; every label
     skipped raises :class:`~sam2elnet.errors.UserError`). ``quality_csv`` (found by
     :func:`export_labels`: ``quality.csv`` next to the labels) adds each label's predicted
     quality (``quality_table``: that table as
@@ -248,7 +250,7 @@ def _export_labels(
     the result's notes. ``run_category``: :func:`~sam2elnet.export.run_info.default_category`
     of the labels as :func:`export_labels` found it (None: looked up here). ``skipped``: labels
     skipped before (``--warp-to``: :func:`~sam2elnet.export.warp_labels.warp_label_copies`),
-    listed first in ``<out stem>_skipped.csv``. ``files``: the label files to export (a
+    listed first in that list. ``files``: the label files to export (a
     review selection, :mod:`~sam2elnet.export.review_pick`); None: every label of ``labels``.
     ``originals``: the label each of ``labels``'s files is a copy of (``--warp-to``), the name a
     skipped copy is listed and warned about by.
@@ -259,7 +261,7 @@ def _export_labels(
     notes = list(ignored)
     files = run_label_files(labels) if files is None else files
     # one batch policy: an unreadable label file, or one without georeference among
-    # georeferenced ones in a polygon layer, is skipped (listed in <out>_skipped.csv)
+    # georeferenced ones in a polygon layer, is skipped (listed in skipped_list_path)
     # and every check that can refuse the export (layer CRS, georeference, tolerances) runs
     # here, before anything (chips, the skipped list) is written
     target = parse_layer_crs(merge_geojson_crs(crs, geojson_crs, fmt))
@@ -328,7 +330,7 @@ def _export_labels(
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out, fmt, len(files), n_annotations, n_chips, notes, skips,
-            write_skipped(out, screened.skips),
+            write_skipped(out, screened.skips, fmt),
         )  # fmt: skip
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
     if category is None:  # the 'category' attribute: the COCO export's name
@@ -371,7 +373,7 @@ def _export_labels(
     write_review_set(out, review, fmt, model_record)
     res = ExportResult(
         out, fmt, len(files), n_features, n_chips, notes, skips,
-        write_skipped(out, screened.skips),
+        write_skipped(out, screened.skips, fmt),
     )  # fmt: skip
     if lines is not None:
         res.lines_out = centre_lines_path(out, fmt)

@@ -1,5 +1,6 @@
 """What an ``elnet export`` wrote (:class:`ExportResult`, its summary line) and its list of
-skipped labels (``<out stem>_skipped.csv``, :func:`write_skipped`)."""
+skipped labels (``<out stem>_skipped.csv`` for a GeoPackage, ``<out stem>_<format>_skipped.csv``
+for the others: :func:`skipped_list_path`, :func:`write_skipped`)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sam2elnet.utils.advice import plural
-from sam2elnet.utils.batch import SkipLog, skipped_csv_path
+from sam2elnet.utils.batch import SkipLog
 
-__all__ = ["ExportResult", "write_skipped"]
+__all__ = ["ExportResult", "skipped_list_path", "write_skipped"]
 
 
 @dataclass
@@ -53,9 +54,22 @@ class ExportResult:
         return f"{s}; {self.selection}" if self.selection else s
 
 
-def write_skipped(out: Path, skips: SkipLog) -> Path | None:
-    """Write ``<out stem>_skipped.csv`` (label, reason) after the layer (or COCO file) and its
-    record, so a refused export leaves no list behind; its path, else None and an earlier
-    export's list removed (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`: also the summary
-    warning of the labels ``skips`` did not warn about one by one)."""
-    return skips.write_csv(skipped_csv_path(out))
+def skipped_list_path(out: str | Path, fmt: str | None = None) -> Path:
+    """Where an export to ``out`` in the format ``fmt`` (any case; None: the one ``out``'s
+    suffix means) lists the labels it skipped: ``<out stem>_skipped.csv`` for a GeoPackage,
+    ``<out stem>_<format>_skipped.csv`` for the others (``w_geojson_skipped.csv``,
+    ``w_shp_skipped.csv``, ``coco_coco_skipped.csv``, ``tasks_label-studio_skipped.csv``), so
+    exports of one stem in one folder (``w.gpkg`` and ``w.geojson``) keep a list each; the rule
+    of the review record too (:func:`~sam2elnet.export.layer_files.export_sidecar`)."""
+    from sam2elnet.export.layer_files import export_sidecar
+
+    return export_sidecar(out, fmt, "_skipped.csv")
+
+
+def write_skipped(out: Path, skips: SkipLog, fmt: str | None = None) -> Path | None:
+    """Write :func:`skipped_list_path` of ``out`` and ``fmt`` (label, reason) after the layer
+    (or COCO file) and its record, so a refused export leaves no list behind; its path, else
+    None and an earlier export's list (of this name) removed
+    (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`: also the summary warning of the labels
+    ``skips`` did not warn about one by one)."""
+    return skips.write_csv(skipped_list_path(out, fmt))

@@ -1,7 +1,8 @@
 """The layers an import burns, read and cleaned (:func:`~sam2elnet.export.vector_import.
 import_vector`): several ``--layer`` read as one frame, the ``--category`` filter, invalid
-geometries repaired, and the note on edits to the export's centre-line layer, which an import
-does not read."""
+geometries repaired, the note on edits to the export's centre-line layer, which an import
+does not read, and the one on features that name no image in a layer without CRS
+(:func:`unnamed_unplaced`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,25 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, feature_stems, named_stems
+from sam2elnet.data.vector_names import (
+    IMAGE_NAME_ATTRIBUTES,
+    feature_images,
+    feature_stems,
+    named_stems,
+    places_unnamed,
+)
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.review_set import ReviewCheck
 from sam2elnet.utils.advice import name_sample, plural
 
-__all__ = ["of_category", "read_layers", "repair_geometries", "unread_line_edits"]
+__all__ = [
+    "files_in_map",
+    "of_category",
+    "read_layers",
+    "repair_geometries",
+    "unnamed_unplaced",
+    "unread_line_edits",
+]
 
 
 def read_layers(p: Path, layers: Sequence[str]) -> tuple[Any, list[str]]:
@@ -162,3 +176,81 @@ def repair_geometries(gdf: Any) -> tuple[Any, list[str]]:
         f"repaired {plural(int(invalid.sum()), 'invalid polygon')}{where} with make_valid (e.g. "
         "self-intersections, as drawn in QGIS: every lobe is kept)"
     ]
+
+
+def files_in_map(gdf: Any, files: list[Path]) -> dict[Path, bool]:
+    """Whether the features of ``gdf`` are in map coordinates on each image of ``files``
+    (:func:`~sam2elnet.data.vector_names.in_map`, from the images' headers; an unreadable
+    image counts as not): image -> bool."""
+    from sam2elnet.data.georef import grid_kind
+    from sam2elnet.data.grids import raster_header
+
+    return {f: gdf.crs is not None or grid_kind(raster_header(f).geo) == "transform" for f in files}
+
+
+def unnamed_unplaced(
+    gdf: Any, files: list[Path], run: set[str], p: Path, bare: Sequence[str] = ()
+) -> str | None:
+    """The note on the features of a layer without CRS that name no image (no ``source`` /
+    ``label`` attribute, or one left empty; a line layer made fresh in QGIS): their pixel
+    coordinates fit every image, so they are placed only when ``files`` (the images getting a
+    mask) is one image (:func:`~sam2elnet.data.vector_names.places_unnamed`, the rule
+    ``vector_import._burn`` places by); else they are skipped and the note says how many and what to do.
+    Over images some of which have a CRS + transform (the layer is read in their CRS) and some
+    not, the rule places them by map position on the former only: the note then counts and
+    names the images that received none of them, and says what to do. None when there are
+    none, or every image takes them. ``run``: the stems a ``label`` may name; ``bare``: the
+    layers read together that have no :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES`
+    (:func:`read_layers`), named in what to do.
+
+    Raises:
+        DataError: no feature of the layer can be placed (before, a layer without name
+            attributes was burnt into every image's mask, and one with empty names failed with
+            "no image gave a mask"): nothing is written.
+    """
+    stems, named = feature_stems(gdf)
+    alone = len(files) == 1
+    takes = {f: places_unnamed(m, alone) for f, m in files_in_map(gdf, files).items()}
+    if all(takes.values()):
+        return None
+    owner = feature_images(stems, run)
+    n_free = sum(o is None for o in owner)
+    if not n_free:
+        return None
+    attrs = " / ".join(IMAGE_NAME_ATTRIBUTES)
+    if bare:
+        to = f" to the layer{'s' if len(bare) > 1 else ''} {', '.join(repr(n) for n in bare)}"
+    if bare or not named:
+        fill = (
+            f"add a 'source' field{to if bare else ''} holding the image's file name, as the "
+            "exported 'labels' layer has"
+        )
+    else:
+        fill = f"fill in {'its' if n_free == 1 else 'their'} 'source' (the image's file name)"
+    why = (
+        f"{'has' if n_free == 1 else 'have'} no {attrs} attribute naming an image and the layer "
+        f"has no CRS, so {'its' if n_free == 1 else 'their'} image is unknown (pixel coordinates "
+        f"of the {len(files)} images share one frame)"
+    )
+    if any(takes.values()):  # a CRS + transform on some images only: by map position on those
+        left = [f.name for f in files if not takes[f]]
+        got = "did not receive it" if n_free == 1 else "received none of them"
+        return (
+            f"{plural(n_free, 'feature has', 'features have')} no {attrs} attribute naming an "
+            "image and the layer has no CRS: placed by map position on the georeferenced images "
+            f"only; {plural(len(left), 'image')} without a CRS + transform "
+            f"({name_sample(left, 5)}) {got}; {fill}, or georeference "
+            f"{'that image' if len(left) == 1 else 'those images'}"
+        )
+    fix = f"{fill}, or give the layer a CRS with georeferenced images"
+    image_stems = {f.stem for f in files}
+    if any(o is not None and o in image_stems for o in owner):
+        feats = plural(n_free, "feature")
+        return f"{feats} {why}: skipped; {fix}"
+    if n_free == len(owner):
+        every = "the layer's only feature" if n_free == 1 else f"all {n_free} features"
+        rest = ""
+    else:  # the others name images not in --images
+        every = plural(n_free, "feature")
+        rest = f" and the other {len(owner) - n_free} name no image of the import"
+    raise DataError(f"no feature can be placed: {every} {why}{rest}; {fix}", p)

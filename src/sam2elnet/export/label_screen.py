@@ -1,5 +1,6 @@
 """The labels an export can use: each label file opened once before any output, its georeference
-read, the unusable ones skipped by the batch rule (a reason each in ``<out stem>_skipped.csv``).
+read, the unusable ones skipped by the batch rule (a reason each in the export's list,
+:func:`~sam2elnet.export.export_result.skipped_list_path`).
 
 Two kinds of label are skipped from a folder (one file given alone raises its own error):
 
@@ -19,7 +20,7 @@ Two kinds of label are skipped from a folder (one file given alone raises its ow
 Then the layer's georeference is checked as a whole (labels in several CRSs without ``--crs``,
 ``--crs`` for labels without georeference, GeoJSON of pixel coordinates:
 :func:`~sam2elnet.export.vector.check_georef`), so an export that will be refused is refused
-before anything (chips, ``<out stem>_skipped.csv``) is written.
+before anything (chips, the list of skipped labels) is written.
 """
 
 from __future__ import annotations

@@ -234,7 +234,7 @@ class LabelStudioExport:
     #: ``--review-count`` / ``--max-quality``: how many labels of how many went out; None: all
     selection: str | None = None
     #: labels skipped by the batch rule (unreadable), one row each (label, reason), and
-    #: their list ``<out stem>_skipped.csv`` (None: nothing skipped)
+    #: their list ``<out stem>_label-studio_skipped.csv`` (None: nothing skipped)
     skipped: list[dict[str, str]] = field(default_factory=list)
     skipped_csv: Path | None = None
 
@@ -290,7 +290,7 @@ def export_label_studio(
 
     Returns:
         :class:`LabelStudioExport` (paths, task and region counts, notes, the labels skipped
-        and their list ``<out stem>_skipped.csv``).
+        and their list ``<out stem>_label-studio_skipped.csv``).
 
     Raises:
         UserError: a view folder outside the document root; every label of a folder
@@ -316,7 +316,7 @@ def export_label_studio(
     lp = Path(labels)
     files = run_label_files(lp) if files is None else files
     # the batch rule of every export: an unreadable label of a folder is skipped and listed in
-    # <out stem>_skipped.csv (one file given alone: its own error)
+    # <out stem>_label-studio_skipped.csv (one file given alone: its own error)
     screened = screen_labels(files, lp, "label-studio", positive_values)
     files = screened.files
     # a run folder: how many kept / rejected labels are exported (the skipped ones not counted)
@@ -399,7 +399,7 @@ def export_label_studio(
     write_text_atomic(out, json_text(tasks, indent=None) + "\n")
     config = out.with_suffix(".xml")
     write_text_atomic(config, label_config(category, polygons))
-    skipped_csv = write_skipped(out, screened.skips)  # else an earlier list is removed
+    skipped_csv = write_skipped(out, screened.skips, "label-studio")  # else an earlier one goes
     return LabelStudioExport(
         out, config, vdir, root, len(tasks), n_regions, notes,
         skipped=list(screened.skips.items), skipped_csv=skipped_csv,

@@ -44,6 +44,8 @@ __all__ = [
     "shared_attributes",
     "layer_columns",
     "layer_frame",
+    "export_sidecar",
+    "sidecar_format",
     "suffix_formats",
     "replace_shapefile",
     "shapefile_files",
@@ -94,6 +96,30 @@ def suffix_formats() -> dict[str, str]:
     """File suffix (lower case, with its dot) -> the export format it means, when none is given:
     the :data:`FORMATS` suffixes and :data:`OTHER_SUFFIXES`."""
     return {suffix: name for name, (_, suffix) in FORMATS.items()} | OTHER_SUFFIXES
+
+
+def export_sidecar(out: str | Path, fmt: str | None, ending: str) -> Path:
+    """The file an export to ``out`` writes next to it, named for its format so that exports
+    of one stem in one folder (``w.gpkg``, ``w.geojson``, ``w.shp``, ``w.json``) keep one each:
+    ``<out stem><ending>`` for a GeoPackage, ``<out stem>_<format><ending>`` for the others
+    (``x_geojson_review.json``, ``x_shp_skipped.csv``: no sidecar name of a Shapefile's own;
+    ``x_coco_...``, ``x_label-studio_...``).
+
+    ``fmt`` is the export format (any case); it names the file, not the suffix (``--format
+    geojson --out x.json``: ``x_geojson<ending>``). None: the format ``out``'s suffix means
+    (:func:`suffix_formats`; another suffix: its own name, without the dot). Never raises."""
+    p = Path(out)
+    kind = sidecar_format(p, fmt)
+    tag = "" if kind == "gpkg" else f"_{kind}"
+    return p.with_name(f"{p.stem}{tag}{ending}")
+
+
+def sidecar_format(out: str | Path, fmt: str | None) -> str:
+    """The format that names :func:`export_sidecar`'s files: ``fmt`` (lower case), else the
+    format ``out``'s suffix means (another suffix: its own name, without the dot; none: "").
+    Never raises, unlike :func:`format_of`."""
+    ext = Path(out).suffix.lower()
+    return (fmt or suffix_formats().get(ext, ext.lstrip("."))).lower()
 
 
 def format_of(out: str | Path, fmt: str | None = None) -> str:

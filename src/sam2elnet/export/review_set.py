@@ -69,15 +69,6 @@ KIND = "elnet review set"
 """The ``kind`` entry that marks the file."""
 
 
-def _suffix_format(layer: str | Path) -> str:
-    """The export format ``layer``'s suffix means when none is given (``elnet export``'s rule,
-    :func:`~sam2elnet.export.layer_files.suffix_formats`); another suffix: its own name."""
-    from sam2elnet.export.layer_files import suffix_formats
-
-    ext = Path(layer).suffix.lower()
-    return suffix_formats().get(ext, ext.lstrip("."))
-
-
 def review_set_path(layer: str | Path, fmt: str | None = None) -> Path:
     """Where an export's record goes, next to it: ``<stem>_review.json`` for a GeoPackage,
     ``<stem>_<format>_review.json`` for the others (GeoJSON ``x_geojson_review.json``,
@@ -86,11 +77,11 @@ def review_set_path(layer: str | Path, fmt: str | None = None) -> Path:
 
     ``fmt`` is the export format (``gpkg``, ``geojson``, ``shp``, ``coco``): the name follows
     it, not the suffix (``--format geojson --out x.json``: ``x_geojson_review.json``). None:
-    the format ``layer``'s suffix means (``.json``: COCO; another suffix: its own name)."""
-    p = Path(layer)
-    kind = _record_format(p, fmt)
-    tag = "" if kind == "gpkg" else f"_{kind}"
-    return p.with_name(f"{p.stem}{tag}_review.json")
+    the format ``layer``'s suffix means (``.json``: COCO; another suffix: its own name). The
+    rule of every such file: :func:`~sam2elnet.export.layer_files.export_sidecar`."""
+    from sam2elnet.export.layer_files import export_sidecar
+
+    return export_sidecar(layer, fmt, "_review.json")
 
 
 def layer_record(layer: str | Path) -> Path:
@@ -122,20 +113,16 @@ def write_review_set(
         model: (model file, ``NAME@HASH``) of the run that made the labels, each None when
             not known; recorded as ``model`` / ``model_version`` when known.
     """
+    from sam2elnet.export.layer_files import sidecar_format
     from sam2elnet.utils.atomic import write_json_atomic
 
-    kind = _record_format(layer, fmt)
+    kind = sidecar_format(layer, fmt)
     data: dict[str, Any] = {"kind": KIND, "version": 1, "layer": Path(layer).name, "format": kind}
     if model[0] is not None:
         data["model"] = str(model[0])
     if model[1]:
         data["model_version"] = model[1]
     return write_json_atomic(review_set_path(layer, kind), {**data, "images": images})
-
-
-def _record_format(layer: str | Path, fmt: str | None) -> str:
-    """``fmt`` (lower case), else the format ``layer``'s suffix means."""
-    return (fmt or _suffix_format(layer)).lower()
 
 
 def _record_data(path: str | Path) -> dict[str, Any] | None:

@@ -436,7 +436,7 @@ def check_georef(
     (:func:`~sam2elnet.export.api.export_labels`) screens the labels first
     (:func:`~sam2elnet.export.label_screen.screen_labels`: skips those without georeference
     among georeferenced ones, then runs this check before anything is written, chips and
-    ``<out stem>_skipped.csv`` included), so there it only meets labels it accepts or refuses
+    the list of skipped labels included), so there it only meets labels it accepts or refuses
     as a whole."""
     crss: list[tuple[Path, Any]] = []
     kinds = set()

@@ -34,12 +34,10 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.vector_names import (
-    IMAGE_NAME_ATTRIBUTES,
     feature_images,
     feature_stems,
     image_features,
     in_map,
-    places_unnamed,
     unplaced_note,
 )
 from sam2elnet.errors import DataError, UserError
@@ -48,6 +46,7 @@ from sam2elnet.export.import_layers import (
     of_category,
     read_layers,
     repair_geometries,
+    unnamed_unplaced,
     unread_line_edits,
 )
 from sam2elnet.export.import_result import ImportResult
@@ -75,15 +74,6 @@ def _in_map(gdf: Any, img: Any) -> bool:
     transform the layer without one is read in, with the reader's warning)."""
     crs, _transform, gcps = _grid(img).values()
     return in_map(gdf.crs is not None, crs is not None, gcps is not None)
-
-
-def _any_in_map(gdf: Any, files: list[Path]) -> bool:
-    """Whether the features of ``gdf`` are in map coordinates on some image of ``files``
-    (:func:`_in_map`, from the images' headers; an unreadable image counts as not)."""
-    from sam2elnet.data.georef import grid_kind
-    from sam2elnet.data.grids import raster_header
-
-    return gdf.crs is not None or any(grid_kind(raster_header(f).geo) == "transform" for f in files)
 
 
 def import_vector(
@@ -168,7 +158,7 @@ def import_vector(
             layer's categories named), no image in ``images``.
         DataError: an unreadable or empty layer or review set, a layer none of whose features
             can be placed (no CRS and no feature naming an image of ``images``, with several
-            images: :func:`_unnamed_unplaced`), or no mask written.
+            images: :func:`unnamed_unplaced`), or no mask written.
     """
     from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
@@ -271,7 +261,7 @@ def import_vector(
                 p,
             )
     run = {f.stem for f in all_files} | (listed or set())
-    if unplaced := _unnamed_unplaced(gdf, files, run, p, bare):
+    if unplaced := unnamed_unplaced(gdf, files, run, p, bare):
         notes.append(unplaced)
     with folder:
         written, skipped, more = _burn(
@@ -309,60 +299,6 @@ def import_vector(
     return ImportResult(
         folder.out, written, skipped, notes, removed, check.model(), images=folder.images
     )
-
-
-def _unnamed_unplaced(
-    gdf: Any, files: list[Path], run: set[str], p: Path, bare: Sequence[str] = ()
-) -> str | None:
-    """The note on the features of a layer without CRS that name no image (no ``source`` /
-    ``label`` attribute, or one left empty; a line layer made fresh in QGIS): their pixel
-    coordinates fit every image, so they are placed only when ``files`` (the images getting a
-    mask) is one image (:func:`~sam2elnet.data.vector_names.places_unnamed`, the rule
-    :func:`_burn` places by); else they are skipped and the note says how many and what to do.
-    None when there are none. ``run``: as :func:`_burn`; ``bare``: the layers read together
-    that have no :data:`~sam2elnet.data.vector_names.IMAGE_NAME_ATTRIBUTES`
-    (:func:`~sam2elnet.export.import_layers.read_layers`), named in what to do.
-
-    Raises:
-        DataError: no feature of the layer can be placed (before, a layer without name
-            attributes was burnt into every image's mask, and one with empty names failed with
-            "no image gave a mask"): nothing is written.
-    """
-    stems, named = feature_stems(gdf)
-    alone = len(files) == 1
-    if places_unnamed(alone or _any_in_map(gdf, files), alone):
-        return None
-    owner = feature_images(stems, run)
-    n_free = sum(o is None for o in owner)
-    if not n_free:
-        return None
-    attrs = " / ".join(IMAGE_NAME_ATTRIBUTES)
-    if bare:
-        to = f" to the layer{'s' if len(bare) > 1 else ''} {', '.join(repr(n) for n in bare)}"
-    if bare or not named:
-        fill = (
-            f"add a 'source' field{to if bare else ''} holding the image's file name, as the "
-            "exported 'labels' layer has"
-        )
-    else:
-        fill = f"fill in {'its' if n_free == 1 else 'their'} 'source' (the image's file name)"
-    why = (
-        f"{'has' if n_free == 1 else 'have'} no {attrs} attribute naming an image and the layer "
-        f"has no CRS, so {'its' if n_free == 1 else 'their'} image is unknown (pixel coordinates "
-        f"of the {len(files)} images share one frame)"
-    )
-    fix = f"{fill}, or give the layer a CRS with georeferenced images"
-    image_stems = {f.stem for f in files}
-    if any(o is not None and o in image_stems for o in owner):
-        feats = plural(n_free, "feature")
-        return f"{feats} {why}: skipped; {fix}"
-    if n_free == len(owner):
-        every = "the layer's only feature" if n_free == 1 else f"all {n_free} features"
-        rest = ""
-    else:  # the others name images not in --images
-        every = plural(n_free, "feature")
-        rest = f" and the other {len(owner) - n_free} name no image of the import"
-    raise DataError(f"no feature can be placed: {every} {why}{rest}; {fix}", p)
 
 
 def _burn(
@@ -404,7 +340,7 @@ def _burn(
         accepted = np.array(
             [isinstance(v, str) and v.strip().lower() == "accepted" for v in gdf["status"]]
         )
-    notes: list[str] = []  # features naming no image, skipped: _unnamed_unplaced
+    notes: list[str] = []  # features naming no image, skipped: unnamed_unplaced
     image_stems = {f.stem for f in files}
     # a source names its image, always: one not in --images is skipped (a tile left out of
     # this import keeps its polygons off its neighbours); a label names an image only when it

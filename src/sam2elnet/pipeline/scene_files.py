@@ -65,9 +65,11 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
     """One vector file given for a folder of several scenes (``scene --labels slicks.gpkg``),
     read once (:class:`~sam2elnet.data.vector_shared.SharedVector`): a scene it does not touch is
     enhanced from an empty coarse label with one warning per run, as ``enhance`` treats one file
-    for several images. ``layer`` (``scene --layer``): that layer is read, also for one scene
-    (then its own file). None otherwise (a label folder, a raster, one scene). Already read
-    (``scene_job`` reads it before the model loads): as it is.
+    for several images. One scene's vector file (and with ``layer``, ``scene --layer``, that
+    layer) is read once too, as its own file (placed as a file of its own: no feature on the
+    scene an error): ``scene_job`` checks it against the scene before the model loads
+    (:func:`~sam2elnet.engine.scene_inputs.precheck_coarse`) and the scene is predicted from
+    the same frame. None otherwise (a label folder, a raster). Already read: as it is.
 
     Raises:
         DataError: the file cannot be read (once, not per scene), or has no layer ``layer``.
@@ -86,8 +88,16 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
             "give one-layer files (QGIS: Export > Save Features As), or drop --layer",
             Path(coarse),
         )
-    if layer is None and (len(scenes) < 2 or Path(coarse).is_dir() or not is_vector_path(coarse)):
+    if layer is None and (Path(coarse).is_dir() or not is_vector_path(coarse)):
         return None
+    if (
+        layer is None and len(scenes) < 2
+    ):  # one scene's own file (a missing one: its reader's words)
+        if not Path(coarse).is_file():
+            return None
+        from sam2elnet.data.vector import read_vector
+
+        return SharedVector(Path(coarse), read_vector(coarse), many=False).serving(scenes, "scene")
     uses = [coarse] * min(len(scenes), 2)  # one scene: its own file, read for its layer
     sv = share_vectors(uses, strict=True, layer=layer).get(Path(coarse))
     if sv is None:

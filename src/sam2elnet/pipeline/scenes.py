@@ -383,7 +383,8 @@ def scene_job(
     ``labels`` file, :func:`~sam2elnet.pipeline.scene_files.shared_coarse`); so is, for one
     scene, that it is not all nodata or constant
     (:func:`~sam2elnet.engine.scene_inputs.precheck_scene`: refused in about a second, not after
-    the model loaded and Ray workers started). A model's precision is logged once (``precision: ...``, to
+    the model loaded and Ray workers started), and that the scene takes its ``labels``
+    (:func:`~sam2elnet.engine.scene_inputs.precheck_coarse`). A model's precision is logged once (``precision: ...``, to
     ``echo`` or the log at INFO) and, for a folder, recorded in each manifest line
     (``precision_option`` / ``precision_resolved``). ``max_memory`` (``--max-memory``; None:
     the predictor's default budget, no check) caps the windows per forward; given, a window of
@@ -401,7 +402,8 @@ def scene_job(
             over ``max_memory``, ``layer`` without a vector ``labels`` file, or ``resume`` into a
             folder made with another model or ``--bands``.
         DataError: ``image`` missing or unreadable, one scene all nodata or constant (before
-            the model loads), a folder with no scene, unreadable ``labels``; for one scene what
+            the model loads), a folder with no scene, unreadable ``labels`` (one scene's:
+            also not overlapping it, before the model loads); for one scene what
             :func:`~sam2elnet.engine.scene.predict_scene` raises (a folder's scenes are skipped,
             see :func:`predict_scenes`).
         CheckpointError: ``model`` is missing, damaged or not a sam2elnet model file.
@@ -428,14 +430,16 @@ def scene_job(
     from sam2elnet.data.label_tags import label_tags
     from sam2elnet.data.vector_shared import warn_no_width
     from sam2elnet.engine.folder_inputs import check_resume_model
+    from sam2elnet.engine.scene_inputs import coarse_options, precheck_coarse
 
     # the model's identity (a file's bytes, or builtin:smoothing by name), before the model
     # loads; a folder records it (model_id.json), and --resume into it with another model or
     # --bands is refused
     model_id = check_resume_model(out, model, resume and src.is_dir(), scene_kwargs.get("bands"))
-    if src.is_dir() or layer is not None:  # one label file for all scenes: read once, now
-        labels = shared_coarse(labels, list_scenes(src) if src.is_dir() else [src], layer) or labels
-        warn_no_width(labels, scene_kwargs.get("line_width"))  # said once for the file
+    labels = shared_coarse(labels, list_scenes(src) if src.is_dir() else [src], layer) or labels
+    warn_no_width(labels, scene_kwargs.get("line_width"))  # said once for a shared file
+    if labels is not None and not src.is_dir():  # one scene's labels it refuses: before the model
+        precheck_coarse(src, labels, **coarse_options(scene_kwargs))
     batch_size = int(scene_kwargs.get("batch_size", 4))
     factory = functools.partial(
         load_scene_predictor,

@@ -177,7 +177,8 @@ class SkipLog:
         return [*cols, "reason"]
 
     def write_csv(self, path: str | Path) -> Path | None:
-        """The one writer of a batch's skip list (``skipped.csv``, ``<out stem>_skipped.csv``):
+        """The one writer of a batch's skip list (``skipped.csv``, ``<out stem>_skipped.csv``, an export's
+        ``<out stem>_<format>_skipped.csv``):
         write it to ``path`` atomically (temporary file + rename, so a kill leaves the earlier
         list or the new one, never half of one; columns :meth:`columns`) when files were skipped
         and return it (then the summary warning of the files not warned about one by one,
@@ -314,7 +315,8 @@ def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
 def drop_skip_list_if_nothing_done(skipped: str | Path | None) -> Iterator[None]:
     """Around a batch whose output is one file (``elnet export``'s layer, ``elnet evaluate
     --csv``): when it raises :class:`NothingDoneError` (nothing produced; the error line says
-    why), remove ``skipped``, the output's :func:`skipped_csv_path` (None: nothing to remove),
+    why), remove ``skipped``, the output's list (:func:`skipped_csv_path`,
+    :func:`sam2elnet.export.export_result.skipped_list_path`; None: nothing to remove),
     and raise it on: an earlier run's list no longer holds, and a failed run leaves nothing
     beside its output (the bad-input rule)."""
     try:
@@ -326,7 +328,9 @@ def drop_skip_list_if_nothing_done(skipped: str | Path | None) -> Iterator[None]
 
 
 def skipped_csv_path(out: str | Path) -> Path:
-    """``<out stem>_skipped.csv`` next to ``out``: where a command whose output is one file
-    (``elnet export``'s vector file, ``elnet evaluate --csv``) lists the files it skipped."""
+    """``<out stem>_skipped.csv`` next to ``out``: where ``elnet evaluate --csv`` lists the
+    pairs it skipped. ``elnet export`` names its list by the format too
+    (:func:`sam2elnet.export.export_result.skipped_list_path`), so that exports of one stem in
+    one folder keep a list each."""
     out = Path(out)
     return out.with_name(f"{out.stem}_skipped.csv")
