@@ -16,6 +16,7 @@ from review_helpers import label_mask, make_run
 from sam2elnet.cli import main
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.brush import brush_decode, brush_encode
+from sam2elnet.export.export_result import skipped_list_path
 from sam2elnet.export.labelstudio import export_label_studio, label_config
 from sam2elnet.export.labelstudio_import import import_label_studio, result_mask
 
@@ -414,7 +415,7 @@ def test_the_run_folder_note_counts_the_labels_exported_not_the_skipped(
     tmp_path: Path, capsys, out_name: str
 ):
     """A run folder with 2 kept and 2 rejected labels, one rejected unreadable (skipped, listed
-    in `<out stem>_skipped.csv`): the note counts the 1 rejected label exported; it counted 2,
+    in the export's skipped list): the note counts the 1 rejected label exported; it counted 2,
     the labels before the unreadable one was skipped."""
     run = make_run(tmp_path, {**SCORES, "d_low": 0.3})
     (run / "rejected" / "a_bad.tif").write_bytes(b"not a raster")
@@ -425,7 +426,7 @@ def test_the_run_folder_note_counts_the_labels_exported_not_the_skipped(
                "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0, err
-    assert "a_bad.tif" in (tmp_path / "out" / f"{out.stem}_skipped.csv").read_text()
+    assert "a_bad.tif" in skipped_list_path(out, fmt).read_text()
     # before: "... and 2 the quality filter rejected"
     assert (
         f"{run} is an annotate/enhance run folder: exported 2 kept labels (labels/) and 1 the "
