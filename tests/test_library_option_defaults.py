@@ -27,7 +27,7 @@ import pytest
 from pydantic import BaseModel
 
 from sam2elnet.data import coarse, synthetic
-from sam2elnet.engine import comparison, evaluate, folder_workers, infer, scene
+from sam2elnet.engine import comparison, evaluate, folder_job, folder_workers, infer, scene
 from sam2elnet.export import api, chips, review_import
 from sam2elnet.options import (
     DegradeOptions,
@@ -38,7 +38,7 @@ from sam2elnet.options import (
     SceneOptions,
     SynthOptions,
 )
-from sam2elnet.pipeline import jobs, scenes
+from sam2elnet.pipeline import jobs, report, scenes
 
 FRONT_DOORS: list[tuple[Callable[..., Any], type[BaseModel]]] = [
     (jobs.annotate_folder, FolderJobOptions),
@@ -47,6 +47,7 @@ FRONT_DOORS: list[tuple[Callable[..., Any], type[BaseModel]]] = [
     (infer.annotate_folder, FolderJobOptions),
     (infer.enhance_folder, FolderJobOptions),
     (folder_workers.load_predictor, FolderJobOptions),
+    (folder_job.FolderJob.__init__, FolderJobOptions),
     (scenes.scene_job, SceneOptions),
     (scenes.load_scene_predictor, SceneOptions),
     (scene.predict_scene, SceneOptions),
@@ -55,6 +56,7 @@ FRONT_DOORS: list[tuple[Callable[..., Any], type[BaseModel]]] = [
     (coarse.degrade_folder, DegradeOptions),
     (evaluate.evaluate_folders, EvaluateOptions),
     (comparison.compare, EvaluateOptions),
+    (report.write_evaluation_report, EvaluateOptions),
     (chips.iter_chips, ExportOptions),
     (api._export_labels, ExportOptions),
     (review_import.import_labels, ImportOptions),
