@@ -60,7 +60,9 @@ from sam2elnet.data.coarse_ops import (
 )
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import EVAL_ONLY_PROFILES, TRAIN_PROFILES
+from sam2elnet.options import DegradeOptions
 from sam2elnet.utils.advice import none_of
 from sam2elnet.utils.atomic import write_text_atomic
 
@@ -299,8 +301,8 @@ def _check_profile(profile: str, severity: float) -> None:
 
 def degrade(
     mask: np.ndarray,
-    profile: str = "mixed",
-    severity: float = 0.5,
+    profile: str = option_default(DegradeOptions, "profile"),
+    severity: float = option_default(DegradeOptions, "severity"),
     seed: int | np.random.Generator = 0,
 ) -> CoarseResult:
     """Simulate a coarse label from an accurate mask.
@@ -347,8 +349,8 @@ def file_seed(seed: int, name: str | int) -> int:
 def degrade_folder(
     masks: str | Path,
     out: str | Path,
-    profile: str = "mixed",
-    severity: float = 0.5,
+    profile: str = option_default(DegradeOptions, "profile"),
+    severity: float = option_default(DegradeOptions, "severity"),
     seed: int = 0,
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,

@@ -23,6 +23,8 @@ from sam2elnet.data.synthetic_sar import oil_spill_scene
 from sam2elnet.data.synthetic_scene import Scene
 from sam2elnet.data.writers import write_image, write_mask
 from sam2elnet.errors import DataError
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import SynthOptions
 from sam2elnet.utils.atomic import write_json_atomic
 
 GENERATOR_VERSION = "1.0"
@@ -54,12 +56,12 @@ def _remove_stale(root: Path, count: int) -> None:
 
 def generate_dataset(
     out: str | Path,
-    task: str = "oil-spill",
-    count: int = 200,
-    size: int = 256,
+    task: str = option_default(SynthOptions, "task"),
+    count: int = option_default(SynthOptions, "count"),
+    size: int = option_default(SynthOptions, "size"),
     seed: int = 0,
-    coarse_profile: str = "mixed",
-    coarse_severity: float = 0.5,
+    coarse_profile: str = option_default(SynthOptions, "coarse_profile"),
+    coarse_severity: float = option_default(SynthOptions, "coarse_severity"),
     progress: bool = True,
 ) -> Path:
     """Write ``count`` scenes in the generic layout (images/, masks/, coarse/) plus dataset.json.

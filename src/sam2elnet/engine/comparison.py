@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.engine.metrics import Confusion, json_num, scores
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import EvaluateOptions
 
 __all__ = ["EPS", "Comparison", "compare", "outcome"]
 
@@ -91,7 +93,7 @@ def compare(
     names: Sequence[str],
     pred: Sequence[Confusion],
     baseline: Sequence[Confusion],
-    worse_by: float = 0.02,
+    worse_by: float = option_default(EvaluateOptions, "worse_by"),
 ) -> Comparison:
     """Compare per-image predictions with their baselines against the same truth.
 

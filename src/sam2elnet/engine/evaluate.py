@@ -47,6 +47,7 @@ from sam2elnet.engine.eval_widths import (
 from sam2elnet.engine.metrics import QualityStats, quality_stats, scores
 from sam2elnet.engine.road_buffer import pixel_sizes_m, recorded_buffer, road_buffers_px
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import (
     BOUNDARY_TOLERANCE_PX,
     DEFAULT_LINE_WIDTH_UNIT,
@@ -54,6 +55,7 @@ from sam2elnet.option_values import (
     LineWidthUnit,
     road_buffer_units,
 )
+from sam2elnet.options import EvaluateOptions
 from sam2elnet.utils.advice import none_of, plural
 from sam2elnet.utils.batch import SkipLog
 
@@ -87,8 +89,8 @@ def evaluate_folders(
     positive_values: tuple[float, ...] | None = None,
     truth_split: str | Sequence[str] | None = None,
     baseline_dir: str | Path | None = None,
-    group_by: str = "none",
-    worse_by: float = 0.02,
+    group_by: str = option_default(EvaluateOptions, "group_by"),
+    worse_by: float = option_default(EvaluateOptions, "worse_by"),
     tau: float | None = None,
     ids: set[str] | None = None,
     resample: bool = True,

@@ -40,6 +40,8 @@ from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import WindowedImages, predict_large
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.window_size import WindowSize, resolve_tile
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps, write_bytes_atomic, write_text_atomic
 from sam2elnet.utils.batch import SkipLog
@@ -87,7 +89,7 @@ class FolderJob:
         resume: bool = False,
         progress: bool = True,
         tile: int | None = None,
-        overlap: int = 128,
+        overlap: int = option_default(FolderJobOptions, "overlap"),
         executor: CallExecutor | None = None,
         model_id: dict[str, str] | None = None,
     ) -> None:

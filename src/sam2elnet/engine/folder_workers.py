@@ -21,6 +21,8 @@ import numpy as np
 from sam2elnet.engine import memory
 from sam2elnet.engine.executors import CallExecutor, LocalExecutor, WindowBatch, run_batch
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import FolderJobOptions
 
 __all__ = [
     "CallWindows",
@@ -30,6 +32,12 @@ __all__ = [
     "job_predictor",
     "job_executor",
 ]
+
+
+def _default(name: str) -> Any:
+    """The declared default of option ``name`` of ``elnet annotate`` / ``elnet enhance``
+    (:class:`~sam2elnet.options.FolderJobOptions`), as :mod:`sam2elnet.engine.infer` reads it."""
+    return option_default(FolderJobOptions, name)
 
 
 def _window_batch(
@@ -59,9 +67,9 @@ class CallWindows:
 def load_predictor(
     model_path: str | Path,
     *,
-    device: str = "cpu",
-    precision: str = "auto",
-    batch_size: int = 8,
+    device: str = _default("device"),
+    precision: str = _default("precision"),
+    batch_size: int = _default("batch_size"),
     tta: int | None = None,
     max_memory: int | str | None = None,
     bands: Sequence[int] | None = None,

@@ -73,12 +73,14 @@ from sam2elnet.engine.scene_writer import (
     windows_geo,
     write_quality,
 )
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
     DEFAULT_WARP_METHOD,
     PIXEL_COORDS,
     LineWidthUnit,
 )
+from sam2elnet.options import SceneOptions
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import atomic_path
 
@@ -185,9 +187,9 @@ def predict_scene(
     predictor: Any,
     *,
     tile: int = 1024,
-    overlap: int = 128,
-    batch_size: int = 4,
-    threshold: float = 0.5,
+    overlap: int = option_default(SceneOptions, "overlap"),
+    batch_size: int = option_default(SceneOptions, "batch_size"),
+    threshold: float = option_default(SceneOptions, "threshold"),
     coarse: str | Path | SharedVector | None = None,
     prob_path: str | Path | None = None,
     prob_dtype: str = "float32",

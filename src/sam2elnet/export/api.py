@@ -39,7 +39,9 @@ from sam2elnet.export.run_info import (
 )
 from sam2elnet.export.vector import write_polygons
 from sam2elnet.export.warp_labels import export_warped
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
+from sam2elnet.options import ExportOptions
 from sam2elnet.utils.batch import drop_skip_list_if_nothing_done
 
 __all__ = ["export_labels"]
@@ -183,7 +185,7 @@ def _export_labels(
     model_id: str | None = None,
     images: str | Path | None = None,
     chips: str | Path | None = None,
-    chip_size: int = 512,
+    chip_size: int = option_default(ExportOptions, "chip_size"),
     coco_rle: bool = False,
     category: str | None = None,
     strip_rows: int | None = None,

@@ -27,6 +27,8 @@ from sam2elnet.data.validity import dataset_valid
 from sam2elnet.data.writers import write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import ExportOptions
 from sam2elnet.utils.atomic import atomic_path
 
 __all__ = ["iter_chips"]
@@ -70,7 +72,7 @@ def iter_chips(
     images: str | Path | None,
     out_dir: Path,
     *,
-    chip_size: int = 512,
+    chip_size: int = option_default(ExportOptions, "chip_size"),
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
 ) -> Iterator[CocoItem]:

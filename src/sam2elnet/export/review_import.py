@@ -17,12 +17,14 @@ from pathlib import Path
 
 from sam2elnet.errors import UserError
 from sam2elnet.export.import_result import ImportResult
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
     IMPORT_SOURCE_ALIASES,
     IMPORT_SOURCES,
     LineWidthUnit,
 )
+from sam2elnet.options import ImportOptions
 
 __all__ = ["import_labels", "import_source"]
 
@@ -49,8 +51,8 @@ def import_labels(
     document_root: str | Path | None = None,
     category: str | None = None,
     review_set: str | Path | None = None,
-    all_images: bool = False,
-    reviewed_only: bool = False,
+    all_images: bool = option_default(ImportOptions, "all_images"),
+    reviewed_only: bool = option_default(ImportOptions, "reviewed_only"),
     layer: str | Sequence[str] | None = None,
     line_width: float | None = None,
     line_width_unit: LineWidthUnit = DEFAULT_LINE_WIDTH_UNIT,
@@ -95,9 +97,6 @@ def import_labels(
             anything is written; a reviewed mask without an image: before ``out`` changes), or
             as the importer raises.
     """
-    from sam2elnet.option_checks import check_options
-    from sam2elnet.options import ImportOptions
-
     kind = import_source(source)
     opts = check_options(ImportOptions, source=kind, line_width=line_width,
                          line_width_unit=line_width_unit, layer=layer, review_set=review_set,

@@ -21,17 +21,25 @@ from sam2elnet.engine import infer
 from sam2elnet.engine.folder_job import FinishHook, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.errors import UserError
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import FolderJobOptions
 
 log = logging.getLogger(__name__)
 
 __all__ = ["annotate_folder", "enhance_folder", "folder_report", "ray_backend"]
 
 
+def _default(name: str) -> Any:
+    """The declared default of option ``name`` of ``elnet annotate`` / ``elnet enhance``
+    (:class:`~sam2elnet.options.FolderJobOptions`, where the CLI takes it from too)."""
+    return option_default(FolderJobOptions, name)
+
+
 def ray_backend(
-    backend: str = "local",
+    backend: str = _default("backend"),
     address: str | None = None,
-    workers: int = 2,
-    device: str = "cpu",
+    workers: int = _default("workers"),
+    device: str = _default("device"),
 ) -> ExecutorFactory | None:
     """The executor factory for ``backend`` (None = this process), as the engine jobs take it.
 
@@ -49,7 +57,6 @@ def ray_backend(
             (:func:`~sam2elnet.engine.distributed.check_address`).
     """
     from sam2elnet.option_checks import check_options
-    from sam2elnet.options import FolderJobOptions
 
     opts = check_options(FolderJobOptions, backend=backend, workers=workers)
     if opts.backend == "local":
@@ -114,9 +121,9 @@ def folder_report(result: FolderResult, kind: str) -> Path | None:
 def annotate_folder(
     *args: Any,
     report: bool = False,
-    backend: str = "local",
+    backend: str = _default("backend"),
     address: str | None = None,
-    workers: int = 2,
+    workers: int = _default("workers"),
     **kwargs: Any,
 ) -> FolderResult:
     """:func:`sam2elnet.engine.infer.annotate_folder`, plus ``OUT/report.html`` with ``report``.
@@ -140,7 +147,7 @@ def annotate_folder(
             an unusable model file, another job writing into ``out_dir``); with ``report``, a
             report that cannot be written (:func:`folder_report`).
     """
-    make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
+    make = ray_backend(backend, address, workers, kwargs.get("device", _default("device")))
     hook = _hook("annotate", report)
     return infer.annotate_folder(*args, on_finish=hook, executor_factory=make, **kwargs)
 
@@ -148,9 +155,9 @@ def annotate_folder(
 def enhance_folder(
     *args: Any,
     report: bool = False,
-    backend: str = "local",
+    backend: str = _default("backend"),
     address: str | None = None,
-    workers: int = 2,
+    workers: int = _default("workers"),
     **kwargs: Any,
 ) -> FolderResult:
     """:func:`sam2elnet.engine.infer.enhance_folder`, plus ``OUT/report.html`` with ``report``.
@@ -166,6 +173,6 @@ def enhance_folder(
             backend and report, and as :func:`sam2elnet.engine.infer.enhance_folder` for the
             labels (missing, not masks, images without a label).
     """
-    make = ray_backend(backend, address, workers, kwargs.get("device", "cpu"))
+    make = ray_backend(backend, address, workers, kwargs.get("device", _default("device")))
     hook = _hook("enhance", report)
     return infer.enhance_folder(*args, on_finish=hook, executor_factory=make, **kwargs)

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.runfolder import EVALUATION_TITLE, REPORT_HTML
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import EvaluateOptions
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_items import ReportItem, evaluation_items
 from sam2elnet.pipeline.report_page import render_report
@@ -301,7 +303,7 @@ def write_evaluation_report(
     path: str | Path,
     *,
     images: str | Path | None = None,
-    max_items: int = 200,
+    max_items: int = option_default(EvaluateOptions, "max_items"),
     threshold: float | None = None,
     filter_possible: bool = True,
 ) -> Path:

@@ -27,8 +27,9 @@ from sam2elnet.engine.scene_checks import check_scene_paths
 from sam2elnet.engine.scene_inputs import open_scene, precheck_scene
 from sam2elnet.engine.window_size import WindowSize, resolve_tile
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
-from sam2elnet.options import OVERLAP_DEFAULT, TILE_MIN
+from sam2elnet.options import OVERLAP_DEFAULT, TILE_MIN, SceneOptions
 from sam2elnet.pipeline.scene_files import (
     check_scene_outputs,
     list_scenes,
@@ -238,9 +239,9 @@ def load_scene_predictor(
     model: str | Path,
     *,
     quality: bool = False,
-    device: str = "cpu",
-    precision: str = "auto",
-    batch_size: int = 4,
+    device: str = option_default(SceneOptions, "device"),
+    precision: str = option_default(SceneOptions, "precision"),
+    batch_size: int = option_default(SceneOptions, "batch_size"),
     tta: int | None = None,
     in_bands: int = 1,
     max_memory: int | str | None = None,
@@ -361,11 +362,11 @@ def scene_job(
     prob: bool = False,
     quality: bool = False,
     resume: bool = False,
-    backend: str = "local",
+    backend: str = option_default(SceneOptions, "backend"),
     address: str | None = None,
-    workers: int = 2,
-    device: str = "cpu",
-    precision: str = "auto",
+    workers: int = option_default(SceneOptions, "workers"),
+    device: str = option_default(SceneOptions, "device"),
+    precision: str = option_default(SceneOptions, "precision"),
     max_memory: int | str | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
@@ -440,7 +441,7 @@ def scene_job(
     warn_no_width(labels, scene_kwargs.get("line_width"))  # said once for a shared file
     if labels is not None and not src.is_dir():  # one scene's labels it refuses: before the model
         precheck_coarse(src, labels, **coarse_options(scene_kwargs))
-    batch_size = int(scene_kwargs.get("batch_size", 4))
+    batch_size = int(scene_kwargs.get("batch_size", option_default(SceneOptions, "batch_size")))
     factory = functools.partial(
         load_scene_predictor,
         model,
