@@ -19,28 +19,40 @@ from helpers_data import grey_rgb, micro_model_file, write_png
 from helpers_logs import run_main
 
 
-@pytest.fixture()
-def proj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``proj/images/{a,b}.png``, ``proj/m.pt`` (an untrained micro model) and ``proj/auto``:
-    ``elnet annotate --images images --out auto`` run in ``proj``; the working folder is then
-    ``tmp_path/other``."""
+def _project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> Path:
+    """``proj/images/{a,b}.png``, coarse labels ``proj/coarse/{a,b}.png``, ``proj/m.pt`` (an
+    untrained micro model) and ``proj/auto``: ``elnet COMMAND --model m.pt --images images
+    --out auto`` run in ``proj``; the working folder is then ``tmp_path/other``."""
+    from helpers_data import blob_mask, write_mask_png
+
+    from sam2elnet.cli import main
+
     proj = tmp_path / "proj"
     for i, n in enumerate("ab"):
         write_png(proj / "images" / f"{n}.png", grey_rgb(32, i + 1))
+        write_mask_png(proj / "coarse" / f"{n}.png", blob_mask(32, i))
     micro_model_file(proj / "m.pt", bands=3)
     monkeypatch.chdir(proj)
-    from sam2elnet.cli import main
-
-    assert main(["annotate", "--model", "m.pt", "--images", "images", "--out", "auto",
-                 "--no-progress"]) == 0  # fmt: skip
+    argv = [*command, "--model", "m.pt", "--images", "images", "--out", "auto", "--no-progress"]
+    assert main(argv) == 0
     (tmp_path / "other").mkdir()
     monkeypatch.chdir(tmp_path / "other")
     return proj
 
 
-def _images(run: Path) -> list[str]:
+def _column(run: Path, key: str) -> list[str]:
     with (run / "quality.csv").open(newline="") as fh:
-        return [r["image"] for r in csv.DictReader(fh)]
+        return [r[key] for r in csv.DictReader(fh)]
+
+
+@pytest.fixture()
+def proj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``elnet annotate`` run in ``proj`` (:func:`_project`)."""
+    return _project(tmp_path, monkeypatch, ["annotate"])
+
+
+def _images(run: Path) -> list[str]:
+    return _column(run, "image")
 
 
 def _export_sources(capsys, out: str) -> list[str]:
@@ -129,29 +141,12 @@ def test_an_old_relative_name_is_looked_up_a_few_folders_up_only(tmp_path) -> No
 
 @pytest.fixture()
 def enhanced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """``proj/images/{a,b}.png`` with coarse labels ``proj/coarse/{a,b}.png``: ``elnet enhance
-    --images images --labels coarse --out auto`` run in ``proj``; the working folder is then
-    ``tmp_path/other``."""
-    from helpers_data import blob_mask, write_mask_png
-
-    proj = tmp_path / "proj"
-    for i, n in enumerate("ab"):
-        write_png(proj / "images" / f"{n}.png", grey_rgb(32, i + 1))
-        write_mask_png(proj / "coarse" / f"{n}.png", blob_mask(32, i))
-    micro_model_file(proj / "m.pt", bands=3)
-    monkeypatch.chdir(proj)
-    from sam2elnet.cli import main
-
-    assert main(["enhance", "--model", "m.pt", "--images", "images", "--labels", "coarse",
-                 "--out", "auto", "--no-progress"]) == 0  # fmt: skip
-    (tmp_path / "other").mkdir()
-    monkeypatch.chdir(tmp_path / "other")
-    return proj
+    """``elnet enhance --labels coarse`` run in ``proj`` (:func:`_project`)."""
+    return _project(tmp_path, monkeypatch, ["enhance", "--labels", "coarse"])
 
 
 def _coarse(run: Path) -> list[str]:
-    with (run / "quality.csv").open(newline="") as fh:
-        return [r["coarse"] for r in csv.DictReader(fh)]
+    return _column(run, "coarse")
 
 
 def _enhance_resume(capsys, proj: Path, at: str = "") -> dict:
