@@ -77,6 +77,14 @@ class CoarseResult:
     iou: float
     ops: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        m = np.asarray(self.mask)
+        share = 100.0 * float(m.mean()) if m.size else 0.0
+        return (
+            f"CoarseResult(mask={m.dtype} {m.shape}, {share:.1f} % object, "
+            f"iou={self.iou:.3f}, ops={self.ops!r})"
+        )
+
 
 # --------------------------------------------------------------------------- profiles
 def _rngs(seed: int | np.random.Generator, n: int) -> list[np.random.Generator]:
