@@ -299,6 +299,10 @@ class Predictor:
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
         """Read and prepare one image file: (RasterImage, normalised array, valid mask).
 
+        Returns:
+            The RasterImage (file dtype), float32 (C, H, W) normalised as the model was trained
+            (C: the model's band count) and bool (H, W), True where pixels hold data.
+
         Raises:
             BandCountError: the image has another band count than the model takes.
             DataError: the file is missing or unreadable, or all of it is nodata.
