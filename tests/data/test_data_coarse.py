@@ -114,6 +114,13 @@ def test_bad_arguments():
         degrade(m, "polygon", 1.5)
 
 
+def test_a_mask_that_is_not_2d_is_a_data_error():
+    """A (1, H, W) mask (as a label read with a band axis) escaped as a bare ValueError; now a
+    DataError saying what to give."""
+    with pytest.raises(DataError, match=r"mask must be \(H, W\), got shape \(1, 32, 32\)"):
+        degrade(blob_mask(32)[None], "polygon", 0.5)
+
+
 def test_simplify_keeps_large_holes_and_fewer_vertices():
     m = np.zeros((64, 64), np.uint8)
     cv2.rectangle(m, (4, 4), (60, 60), 1, -1)

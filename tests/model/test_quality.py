@@ -393,6 +393,21 @@ def test_an_evaluator_that_cannot_rank_says_so(caplog: pytest.LogCaptureFixture)
     assert abs(float(s.mean()) - float(iou.mean())) < 0.1 and float(s.max()) < 0.9
 
 
+def test_the_weak_ranking_warning_never_rounds_up_to_its_limit(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An out-of-fold Spearman of 0.297 read "Spearman 0.30 < 0.3" (rounded up to the limit it
+    fell below, seen training a micro roads model); now the shown value is rounded down."""
+    from sam2elnet.model import quality_learning
+
+    monkeypatch.setattr(quality_learning, "spearman", lambda a, b: 0.2996)
+    rng = np.random.default_rng(5)
+    feats, iou = rng.random((60, len(FEATURE_NAMES))), rng.random(60)
+    with logs_warning(caplog, "hardly rank"):
+        ev = QualityEvaluator().fit(feats, None, iou)
+    assert ev.warning.startswith("out-of-fold Spearman 0.29 < 0.3:"), ev.warning
+
+
 def test_an_unfitted_evaluator_chooses_its_threshold_on_the_held_out_labels(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -79,6 +79,14 @@ class CoarseResult:
     iou: float
     ops: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        m = np.asarray(self.mask)
+        share = 100.0 * float(m.mean()) if m.size else 0.0
+        return (
+            f"CoarseResult(mask={m.dtype} {m.shape}, {share:.1f} % object, "
+            f"iou={self.iou:.3f}, ops={self.ops!r})"
+        )
+
 
 # --------------------------------------------------------------------------- profiles
 def _rngs(seed: int | np.random.Generator, n: int) -> list[np.random.Generator]:
@@ -308,7 +316,7 @@ def degrade(
     """Simulate a coarse label from an accurate mask.
 
     Args:
-        mask: bool (H, W) accurate mask.
+        mask: bool (H, W) accurate mask (another dtype: nonzero = object).
         profile: One of :data:`PROFILES` (see the module docstring).
         severity: Strength in [0, 1]; 0 returns the input exactly. Pixel amplitudes are defined for
             256 px images and scale with the image size.
@@ -319,12 +327,12 @@ def degrade(
         (what was applied, readable).
 
     Raises:
-        DataError: an unknown profile, or ``severity`` outside [0, 1].
+        DataError: an unknown profile, ``severity`` outside [0, 1], or ``mask`` not 2-D.
     """
     _check_profile(profile, severity)
     m = np.asarray(mask)
     if m.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H, W), got shape {m.shape}")
+        raise DataError(f"mask must be (H, W), got shape {m.shape}; give one 2-D bool mask")
     m = m.astype(bool)
     if severity == 0.0:
         return CoarseResult(mask=m.copy(), iou=1.0, ops=[])

@@ -48,6 +48,15 @@ class RasterImage:
     profile: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
+    def __repr__(self) -> str:
+        nodata = None if self.nodata is None else f"{int(np.count_nonzero(self.nodata))} px"
+        crs = self.profile.get("crs")
+        return (
+            f"RasterImage(path={self.path!r}, data={self.data.dtype} {self.data.shape}, "
+            f"nodata={'None' if nodata is None else nodata}, "
+            f"crs={None if crs is None else str(crs)!r})"
+        )
+
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) of the image."""

@@ -24,6 +24,7 @@ from sam2elnet.engine.metrics import (
     json_num,
     scores,
 )
+from sam2elnet.utils.advice import plural
 
 __all__ = ["IMAGE_MEAN_PREFIX", "EvaluationResult", "ImageResult", "aggregate"]
 
@@ -163,6 +164,16 @@ class EvaluationResult:
         """The truths put on their prediction's grid: file, the two grids, outside pixels."""
         return [{"file": str(r.truth_path), "grid": r.resampled.grid,
                  "outside_pixels": r.resampled.outside} for r in self.images if r.resampled]  # fmt: skip
+
+    def __repr__(self) -> str:
+        """One line: folders, image count, pixel IoU, skipped pairs and the quality ranking."""
+        iou = self.aggregate.get("iou")
+        q = "" if self.quality is None else f", quality spearman={self.quality.spearman:.3f}"
+        return (
+            f"EvaluationResult(pred_dir={self.pred_dir!r}, truth_dir={self.truth_dir!r}, "
+            f"{plural(len(self.images), 'image')}, iou={'None' if iou is None else f'{iou:.3f}'}, "
+            f"{len(self.skipped)} skipped{q})"
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.images]

@@ -55,7 +55,9 @@ __all__ = ["FolderResult", "FinishHook", "FolderJob"]
 
 @dataclass
 class FolderResult:
-    """What a folder job produced."""
+    """What a folder job produced: ``rows`` (one dict per image, the columns of
+    ``OUT/quality.csv``), ``skipped`` (``{"file", "reason"}`` each) and ``summary`` (the
+    ``OUT/summary.json`` record)."""
 
     out_dir: Path
     rows: list[dict[str, Any]]
@@ -70,6 +72,13 @@ class FolderResult:
     @property
     def n_kept(self) -> int:
         return sum(1 for r in self.rows if r.get("kept") in (True, "1", 1, "True"))
+
+    def __repr__(self) -> str:
+        """One line: the folder and counts (``rows`` / ``skipped`` / ``summary`` hold the data)."""
+        return (
+            f"FolderResult(out_dir={self.out_dir!r}, {plural(len(self.rows), 'row')} "
+            f"({self.n_kept} kept), {len(self.skipped)} skipped, unusable={self.unusable!r})"
+        )
 
 
 FinishHook = Callable[[FolderResult], dict[str, Any]]

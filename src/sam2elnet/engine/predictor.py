@@ -20,6 +20,7 @@ import torch
 
 from sam2elnet.engine import memory
 from sam2elnet.engine.coarse_rule import CoarseRule
+from sam2elnet.engine.predict_inputs import check_batch_coarse, check_predict_inputs, predictor_repr
 from sam2elnet.engine.quality_filter import (
     MORE_LABELS_ADVICE,
     keep_threshold,
@@ -69,6 +70,7 @@ def _mask(valid: np.ndarray) -> np.ndarray:
     """A valid mask (H, W) for :func:`~sam2elnet.engine.runtime.run_model`: bool kept as it is
     (one byte a pixel), any other dtype as float32 (1 = measured)."""
     a = np.asarray(valid)
+    a = a[0] if a.ndim == 3 else a  # (1, H, W) as (H, W)
     return a if a.dtype == bool else a.astype(np.float32, copy=False)
 
 
@@ -161,6 +163,9 @@ class Predictor:
                 "fitted with; predicted IoUs will be less reliable"
             )
             warn_once(log, OTHER_TTA, text, key=f"{path}: {text}")
+
+    def __repr__(self) -> str:
+        return predictor_repr(self)
 
     @classmethod
     def from_file(
@@ -294,6 +299,10 @@ class Predictor:
     def read(self, path: str | Path) -> tuple[Any, np.ndarray, np.ndarray]:
         """Read and prepare one image file: (RasterImage, normalised array, valid mask).
 
+        Returns:
+            The RasterImage (file dtype), float32 (C, H, W) normalised as the model was trained
+            (C: the model's band count) and bool (H, W), True where pixels hold data.
+
         Raises:
             BandCountError: the image has another band count than the model takes.
             DataError: the file is missing or unreadable, or all of it is nodata.
@@ -316,12 +325,14 @@ class Predictor:
         ``batch_size`` images and :func:`sam2elnet.engine.memory.batch_pixels` px per forward.
 
         Raises:
-            DataError: ``batch`` is not (B, C, h, w) with the model's band count C.
+            DataError: ``batch`` is not (B, C, h, w) with the model's band count C, or
+                ``coarse`` is neither (B, h, w) nor (B, 1, h, w).
             CheckpointError: finite inputs gave NaN/Inf outputs (a broken model file).
         """
         arr = np.asarray(batch, dtype=np.float32)
         if arr.ndim != 4 or arr.shape[1] != self.in_bands:
             raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
+        check_batch_coarse(arr.shape, coarse)
         out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
         # at most batch_size images and memory.batch_pixels px per forward (faster on the CPU);
         # one shape, so the grouping rule gives consecutive runs of indices (slices, no copies)
@@ -352,6 +363,10 @@ class Predictor:
     ) -> tuple[list[np.ndarray], QualityResult]:
         """Probability maps and quality scores for normalised images (each (C,H,W), any sizes).
 
+        ``images``: float (C, H, W), normalised as in training (:meth:`read` / :meth:`prepare`).
+        ``coarse`` / ``valid``: None, or one (H, W) or (1, H, W) mask (or None) per image:
+        coarse bool or 0/1; valid True / 1 where pixels hold data (the only pixels scored).
+
         Images are grouped by size (and coarse label or none) by the one grouping rule,
         :func:`~sam2elnet.utils.shape_batches.batches_by_key`, in batches of at most
         ``batch_size`` images whose memory estimate stays within ``max_memory`` (:meth:`fit_batch`,
@@ -362,17 +377,15 @@ class Predictor:
         label (images without one are not affected), see :func:`run_model`.
 
         Raises:
-            DataError: an image is not (C, H, W).
+            DataError: before any forward, images that are not float (C, H, W), masks of
+                another count or size, coarse values outside [0, 1] (:func:`check_predict_inputs`).
             BandCountError: an image has another band count than the model takes.
             CheckpointError: finite inputs gave NaN/Inf outputs (a broken model file).
         """
         n = len(images)
-        if coarse is not None and len(coarse) != n:
-            raise ValueError(f"{len(coarse)} coarse labels for {n} images")
+        check_predict_inputs(images, coarse, valid)
         keys: list[tuple[tuple[int, ...], bool]] = []  # (image shape, has a coarse label)
         for i, im in enumerate(images):
-            if np.asarray(im).ndim != 3:
-                raise DataError(f"image {i} must be (C, H, W), got shape {np.asarray(im).shape}")
             keys.append((tuple(np.asarray(im).shape), coarse is not None and coarse[i] is not None))
         probs: list[np.ndarray | None] = [None] * n
         feats = np.zeros((n, len(FEATURE_NAMES)))

@@ -115,8 +115,9 @@ def learn_state(
     fields["warning"] = ""
     rho = spearman(oof, y)
     if not rho >= WEAK_SPEARMAN:  # also NaN
+        shown = np.floor(rho * 100) / 100  # rounded down: 0.297 is no "0.30 < 0.3" (NaN stays)
         fields["warning"] = (
-            f"out-of-fold Spearman {rho:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
+            f"out-of-fold Spearman {shown:.2f} < {WEAK_SPEARMAN}: the scores hardly rank labels; "
             "train longer or label more images before trusting a quality filter"
         )
         log.warning("quality evaluator: %s", fields["warning"])
