@@ -10,7 +10,8 @@ window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.d
 * :func:`other_grid`: whether two rasters lie on different grids (:class:`OtherGrid`); same-grid
   pairs, and pairs where either side has no georeference, are used by pixel index;
 * :func:`resample_nearest` / :func:`place_on_grid`: nearest-neighbour resampling by map position
-  through GDAL's warper (into memory, or a GeoTIFF for a whole scene).
+  through GDAL's warper (into memory, or a GeoTIFF for a whole scene); how much of the target a
+  raster on another grid covers: :mod:`sam2elnet.data.grid_cover`.
 
 A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
 CRS, >= 3 of them: a Sentinel-1 GRD scene); :func:`sam2elnet.data.georef.grid_kind` decides which. GCP-only grids are placed with GDAL's thin plate

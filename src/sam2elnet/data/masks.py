@@ -18,6 +18,12 @@ import cv2
 import numpy as np
 
 from sam2elnet.data.georef import georeference, grid_kind
+from sam2elnet.data.grid_cover import (
+    FULL_COVER,
+    PARTIAL_COVER_KIND,
+    no_overlap_error,
+    partial_cover_note,
+)
 from sam2elnet.data.grids import (
     OtherGrid,
     RasterHeader,
@@ -419,7 +425,10 @@ def read_mask_on_grid(
       the label is placed by map position (:func:`~sam2elnet.data.grids.place_on_grid`, nearest
       neighbour; a GCP-only side through its GCPs with GDAL's thin plate spline,
       :data:`~sam2elnet.data.grids.GCP_METHOD`), whatever its extent, resolution, CRS or origin;
-      image pixels the label does not cover are background and not valid.
+      image pixels the label does not cover are background and not valid. A label covering
+      no pixel of the image is refused (:func:`~sam2elnet.data.grid_cover.no_overlap_error`); one
+      covering less than :data:`~sam2elnet.data.grid_cover.FULL_COVER` of it is warned about, once
+      per run (:func:`~sam2elnet.data.grid_cover.partial_cover_note`, the share it covers).
     * The same grid, or either side without a georeference: used by pixel index; when only one
       side is georeferenced a one-line warning says so.
     * Different size without a common georeference: stretched over the image (nearest
@@ -437,8 +446,9 @@ def read_mask_on_grid(
         covered and valid.
 
     Raises:
-        DataError: unreadable label, a class-index mask without ``positive_values``, or GCPs
-            GDAL cannot place the label with.
+        DataError: unreadable label, a class-index mask without ``positive_values``, a label
+            on another grid that does not overlap the image, or GCPs GDAL cannot place the
+            label with.
     """
     p = Path(path)
     shape = like.shape
@@ -448,8 +458,12 @@ def read_mask_on_grid(
     if grid is not None:
         mask, valid = read_mask_valid(p, None, None, positive_values)
         grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)
-        mask, valid, _ = place_on_grid(mask, valid, grid, p, like.path)
+        mask, valid, outside = place_on_grid(mask, valid, grid, p, like.path)
+        if outside >= mask.size:  # enhancing from it would start from an empty label
+            raise no_overlap_error(p, like.path, grid)
         log.info("%s placed on the image grid by map position (%s)", p.name, grid.describe())
+        if (share := 1 - outside / mask.size) < FULL_COVER:
+            warn_once(log, PARTIAL_COVER_KIND, partial_cover_note(p, like.path, share))
         return mask, valid
     mask, valid = read_mask_valid(p, None, like.path, positive_values)
     if mask.shape == shape:

@@ -44,7 +44,9 @@ class CoarseSource:
     class-index label, as ``--positive-values``). A raster on another grid than the scene
     (:func:`sam2elnet.data.grids.other_grid`) is resampled onto the scene grid once by
     :func:`sam2elnet.data.grids.resample_nearest` (a temporary GeoTIFF, removed by
-    :meth:`close`); scene pixels outside its footprint are background.
+    :meth:`close`); scene pixels outside its footprint are background. Such a raster whose
+    footprint misses the scene is refused, one covering only part of it is warned about
+    (:func:`sam2elnet.data.grid_cover.footprint_share`).
 
     Args:
         path: the label file (raster, or GeoJSON / GPKG / SHP, :func:`~sam2elnet.data.vector.
@@ -54,7 +56,8 @@ class CoarseSource:
         line_width / line_width_unit / pixel_coords: vector labels only
             (:meth:`sam2elnet.data.vector.VectorLabels.from_file`).
         positive_values: object value(s) of a class-index raster label.
-        quiet: no warning for a scene that a shared file (a
+        quiet: no warning for a raster on another grid that covers only part of the scene, nor
+            for a scene that a shared file (a
             :class:`~sam2elnet.data.vector_shared.SharedVector`, which serves several scenes or
             images: one it does not touch gets an empty label,
             :func:`~sam2elnet.data.vector_shared.warn_no_features`) does not touch (said once already).
@@ -64,7 +67,9 @@ class CoarseSource:
 
     Raises:
         DataError: missing or unreadable label; a raster of another size when the scene or the
-            label has no georeference; GCPs GDAL cannot place the label with.
+            label has no georeference; a raster on another grid whose footprint does not
+            overlap the scene (:func:`sam2elnet.data.grid_cover.no_overlap_error`); GCPs GDAL cannot
+            place the label with.
     """
 
     def __init__(
@@ -132,13 +137,17 @@ class CoarseSource:
         except rasterio.errors.RasterioIOError as err:
             raise DataError(raster_error_text("coarse label raster", err), self.path) from None
         try:
-            self._open_raster(scene, positive_values, place)
+            self._open_raster(scene, positive_values, place, quiet)
         except BaseException:
             self.close()
             raise
 
     def _open_raster(
-        self, scene: Any, positive_values: tuple[float, ...] | None, place: bool = True
+        self,
+        scene: Any,
+        positive_values: tuple[float, ...] | None,
+        place: bool = True,
+        quiet: bool = False,
     ) -> None:
         from sam2elnet.data.grids import dataset_header, other_grid
         from sam2elnet.data.mask_values import mask_encoding
@@ -151,6 +160,7 @@ class CoarseSource:
                 f"{self.path.name}: placed on the scene grid by map position ({grid.describe()})"
             )
             log.info(self.notes[-1])
+            self._check_cover(grid, quiet)
         elif lab.shape != img.shape:
             raise DataError(
                 f"coarse label raster is {ds.width}x{ds.height} px but the scene is "
@@ -169,6 +179,26 @@ class CoarseSource:
         )
         if grid is not None and place:
             self._place(grid, scene)
+
+    def _check_cover(self, grid: Any, quiet: bool) -> None:
+        """Refuse a label on another grid whose footprint misses the scene; warn (unless
+        ``quiet``) when it covers only part of it (:func:`~sam2elnet.data.grids.
+        footprint_share`)."""
+        from sam2elnet.data.grid_cover import (
+            FULL_COVER,
+            PARTIAL_COVER_KIND,
+            footprint_share,
+            no_overlap_error,
+            partial_cover_note,
+        )
+
+        share = footprint_share(grid, path=self.path, like=self._scene_name)
+        if share <= 0:
+            raise no_overlap_error(self.path, self._scene_name, grid, "scene")
+        if share < FULL_COVER:
+            self.notes.append(partial_cover_note(self.path, self._scene_name, share, "scene"))
+            if not quiet:
+                warn_once(log, PARTIAL_COVER_KIND, self.notes[-1])
 
     def _place(self, grid: Any, scene: Any) -> None:
         """Resample the label onto the scene grid once, into a temporary GeoTIFF."""

@@ -168,8 +168,10 @@ def precheck_coarse(
     """Refuse, before any model is loaded, the coarse label ``coarse`` (``elnet scene --labels
     FILE`` of one scene) that :class:`CoarseSource` refuses for the scene ``path`` when the
     scene is predicted: a vector file none of whose features overlaps the scene
-    (:func:`~sam2elnet.data.vector_grid.no_overlap_message`), a raster of another size when one
-    side has no georeference, a label that cannot be read or placed. The same reader and the
+    (:func:`~sam2elnet.data.vector_grid.no_overlap_message`), a raster on another grid whose
+    footprint does not overlap the scene (:func:`~sam2elnet.data.grid_cover.no_overlap_error`),
+    a raster of another size when one side has no georeference, a label that cannot be read or
+    placed. The same reader and the
     same words as in :func:`~sam2elnet.engine.scene.predict_scene`, in about a second instead
     of after the model loaded and Ray workers started. A raster on another grid is not
     resampled here (that is done once, when the scene is predicted); what the reader warns

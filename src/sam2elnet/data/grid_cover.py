@@ -1,0 +1,166 @@
+"""How much of an image a raster label on another map grid covers, and what is said about it.
+
+A label placed on its image by map position (:mod:`sam2elnet.data.grids`) fills the image pixels
+outside its footprint with background. A label of another place (a CRS mix-up, the wrong file)
+would so give an all-background coarse label, and the image would be enhanced from nothing:
+:func:`footprint_share` measures the covered share cheaply, :func:`no_overlap_error` is the
+refusal of a label covering none of its image and :func:`partial_cover_note` the warning of one
+covering part of it. Used by ``elnet scene`` / large ``enhance`` images
+(:class:`sam2elnet.engine.scene_coarse.CoarseSource`) and whole ``enhance`` images
+(:func:`sam2elnet.data.masks.read_mask_on_grid`, with the exact count of its placement).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sam2elnet.data.georef import crs_name
+from sam2elnet.data.grids import OtherGrid, resample_nearest
+from sam2elnet.errors import DataError
+
+__all__ = [
+    "COVERAGE_SIDE",
+    "FULL_COVER",
+    "PARTIAL_COVER_KIND",
+    "footprint_share",
+    "no_overlap_error",
+    "partial_cover_note",
+]
+
+
+COVERAGE_SIDE = 1024
+"""Long side, px, of the coarsened grids :func:`footprint_share` compares footprints on."""
+
+FULL_COVER = 0.999
+"""A label covering at least this share of its image counts as covering all of it: the uncovered
+pixels are then edge slivers of a reprojection (a label warped from another CRS), not a part of
+the image without a label, and :func:`partial_cover_note` is not said."""
+
+PARTIAL_COVER_KIND = "coarse raster label covering only part of its image"
+"""The :func:`~sam2elnet.utils.run_warnings.warn_once` kind of :func:`partial_cover_note`."""
+
+
+def _coarsened(geo: dict[str, Any], shape: tuple[int, int], side: int) -> tuple[Any, Any]:
+    """``geo`` / ``shape`` of the same footprint with at most ``side`` px on the long side (the
+    pixels stretched, the extent kept: transform scaled, or the GCPs' pixel positions)."""
+    from affine import Affine
+
+    h, w = shape
+    f = max(h, w) / side
+    if f <= 1:
+        return geo, shape
+    nh, nw = max(1, round(h / f)), max(1, round(w / f))
+    sy, sx = h / nh, w / nw
+    if "transform" in geo:
+        return {**geo, "transform": geo["transform"] * Affine.scale(sx, sy)}, (nh, nw)
+    from rasterio.control import GroundControlPoint
+
+    gcps = [
+        GroundControlPoint(row=g.row / sy, col=g.col / sx, x=g.x, y=g.y, z=g.z, id=g.id)
+        for g in geo["gcps"]
+    ]
+    return {**geo, "gcps": gcps}, (nh, nw)
+
+
+def footprint_share(
+    grid: OtherGrid,
+    side: int = COVERAGE_SIDE,
+    path: str | Path | None = None,
+    like: str | Path | None = None,
+) -> float:
+    """Share of the target grid (``grid.dst``) that lies inside the footprint of the raster on
+    ``grid.src``, whatever its pixels hold.
+
+    Both grids are coarsened to at most ``side`` px on their long side (their extents kept) and
+    a raster of ones is placed from the one onto the other as labels are placed
+    (:func:`resample_nearest`, nearest neighbour; GCP grids through their GCPs): the share is
+    that of the coarse target pixels whose centre falls inside the footprint. Cheap (about a
+    megapixel warped) whatever the sizes; exact to about one coarse pixel at the footprint's
+    edge, so an overlap narrower than ``1 / side`` of the target (a sliver along an edge) can
+    read 0.
+
+    Args:
+        grid: from :func:`other_grid` (``src``: the label, ``dst``: the image).
+        side: the coarsened grids' long side, px.
+        path / like: the label and the image files, named in the error.
+
+    Returns:
+        The share in [0, 1] (float).
+
+    Raises:
+        DataError: GDAL cannot compute the transformation (:func:`resample_nearest`).
+    """
+    from sam2elnet.utils.run_warnings import quiet
+
+    src_geo, src_shape = _coarsened(grid.src_geo, grid.src_shape, side)
+    dst_geo, dst_shape = _coarsened(grid.dst_geo, grid.dst_shape, side)
+    small = OtherGrid(src_geo, src_shape, dst_geo, dst_shape)
+    with quiet():  # the GCPs were checked (and any warning said) with the files' own grids
+        inside = resample_nearest(np.ones(src_shape, np.uint8), small, fill=0, path=path, like=like)
+    assert inside is not None
+    return float(inside.mean())
+
+
+def _percent(share: float) -> str:
+    """``37.5 %``; ``< 0.1 %`` / ``> 99.9 %`` rather than a rounded 0.0 / 100.0 that is not so."""
+    text = f"{100 * share:.1f}"
+    if text == "0.0" and share > 0:
+        return "< 0.1 %"
+    if text == "100.0" and share < 1:
+        return "> 99.9 %"
+    return f"{text} %"
+
+
+def _where(geo: dict[str, Any], shape: tuple[int, int]) -> str:
+    """Where a grid lies, for messages: ``extent (xmin, ymin, xmax, ymax) in EPSG:32633``
+    (rounded to 3 decimals), or ``placed by 12 ground control points in EPSG:4326``."""
+    if "transform" not in geo:
+        return f"placed by {len(geo['gcps'])} ground control points in {crs_name(geo['crs'])}"
+    from rasterio.transform import array_bounds
+
+    h, w = shape
+    west, south, east, north = array_bounds(h, w, geo["transform"])
+    ext = tuple(round(float(v), 3) for v in (west, south, east, north))
+    return f"extent {ext} in {crs_name(geo['crs'])}"
+
+
+def no_overlap_error(
+    path: str | Path, like: str | Path, grid: OtherGrid, what: str = "image"
+) -> DataError:
+    """The refusal of a raster label on another grid that covers no pixel of its image (almost
+    always a CRS or georeference mix-up, or the label of another place): enhancing from it would
+    start from an all-background label. One line naming both files, where each lies and what to
+    check.
+
+    Args:
+        path: the label (named first); ``like``: the image (``what``: ``"image"``, ``"scene"``).
+        grid: from :func:`other_grid` (``src``: the label, ``dst``: the image).
+    """
+    return DataError(
+        f"coarse label raster does not overlap the {what} {like} at all ({what} "
+        f"{_where(grid.dst_geo, grid.dst_shape)}, label {_where(grid.src_geo, grid.src_shape)}): "
+        f"the {what} would be enhanced from an empty coarse label; check the label's CRS and "
+        f"georeference (gdalinfo), or that it is the label of this {what}",
+        path,
+    )
+
+
+def partial_cover_note(
+    path: str | Path, like: str | Path, share: float, what: str = "image"
+) -> str:
+    """The warning of a raster label on another grid that covers only ``share`` (0 < share <
+    :data:`FULL_COVER`) of its image: the rest gets no coarse label (background there).
+
+    Args:
+        path: the label (named first); ``like``: the image (``what``: ``"image"``, ``"scene"``).
+        share: the covered share of the image, in (0, 1).
+    """
+    rest = _percent(1 - share)
+    return (
+        f"{path}: the coarse label raster covers {_percent(share)} of the {what} {like}; the "
+        f"other {rest} lies outside its footprint and gets no coarse label (background there); "
+        "check the label's georeference if it should cover the whole " + what
+    )
