@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from helpers_data import trained_run, write_tif
 
 from sam2elnet.cli import main
+from sam2elnet.utils import atomic
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
@@ -80,7 +80,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     (root / "corrupt.tif").write_bytes(b"II*\x00" + b"\x00" * 60)
     os.symlink(root / "loop_b", root / "loop_a")
     os.symlink(root / "loop_a", root / "loop_b")
-    (root / "ro").mkdir()  # "not writable": mkstemp in it raises PermissionError (we are root)
+    (root / "ro").mkdir()  # "not writable": a new file in it raises PermissionError (we are root)
     # a previous annotate run whose quality.csv is binary
     (root / "binrun").mkdir()
     (root / "binrun" / "quality.csv").write_bytes(bytes(range(256)) * 4)
@@ -302,16 +302,16 @@ def test_bad_input_is_one_clean_error(
 ) -> None:
     name, build = case
     argv = [str(a).replace(M, str(env.model)) for a in build(env)]
-    real_mkstemp = tempfile.mkstemp
+    real_create = atomic.create_new_file
     ro = str(env.root / "ro")
 
-    def mkstemp(*args, **kw):  # noqa: ANN002, ANN003, ANN202
-        d = str(kw.get("dir") or (args[2] if len(args) > 2 else ""))
+    def create_new(path: Path) -> None:
+        d = str(Path(path).parent)
         if d == ro or d.startswith(ro + os.sep):
             raise PermissionError(13, "Permission denied", d)
-        return real_mkstemp(*args, **kw)
+        real_create(path)
 
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(atomic, "create_new_file", create_new)
     before = _snapshot(env.root)
     capfd.readouterr()
     rc = main(argv)

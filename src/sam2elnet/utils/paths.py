@@ -9,15 +9,17 @@ hours of work with a traceback. The check creates nothing: a write probe is remo
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
 from sam2elnet.errors import UserError
+from sam2elnet.utils import atomic
 
 __all__ = [
     "SHAPEFILE_SIDECARS",
@@ -370,12 +372,17 @@ def check_output(
         raise UserError(
             f"{flag} {p}: {anc} is a file, so nothing can be created under it; choose another path"
         )
+    # named before it exists, so an interrupt at any point finds it to remove (atomic_path)
+    probe = anc / f".elnet-write-test.{secrets.token_hex(6)}"
     try:
-        fd, probe = tempfile.mkstemp(prefix=".elnet-write-test.", dir=anc)
+        atomic.create_new_file(probe)
+        probe.unlink()
     except OSError as oerr:
         raise UserError(f"{flag} {os_error_message(oerr, anc)}") from None
-    os.close(fd)
-    os.unlink(probe)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+        raise
     return p
 
 
