@@ -12,6 +12,7 @@ that rule and wording for the ``--weights`` file.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +167,6 @@ def option_default(model: type[BaseModel], name: str) -> Any:
 
 def _allowed(model: type[BaseModel], name: str) -> str:
     """'allowed: 0 <= x <= 7' from the field's constraints (or the choices of a Literal)."""
-    import typing
-
     f = model.model_fields.get(name)
     if f is None:
         return ""

@@ -10,6 +10,8 @@ here. Validating a whole set of options and wording its errors is :mod:`sam2elne
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import Field
@@ -316,8 +318,6 @@ def check_device(v: str) -> str:
     Raises:
         ValueError: any other value (pydantic turns it into the option's error line).
     """
-    import re
-
     if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", str(v)):
         raise ValueError("must be cpu, cuda, cuda:N or mps")
     return str(v)
@@ -342,9 +342,6 @@ def memory_bytes(value: Any) -> int:
     Raises:
         ValueError: not a size, or below 1 MiB.
     """
-    import math
-    import re
-
     if isinstance(value, bool):
         raise ValueError("is not a size; give e.g. 1.5G or 800M")
     if isinstance(value, (int, float)):

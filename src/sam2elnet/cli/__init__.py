@@ -15,8 +15,15 @@ line), 2 bad input / nothing produced / option error, 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import logging
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Iterator
+
+import typer
+import typer.main
 
 from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
     cv_cmd,
@@ -31,6 +38,8 @@ from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
 )
 from sam2elnet.cli.app import SHOWN as _SHOWN
 from sam2elnet.cli.app import app, unwrap_command_help
+from sam2elnet.errors import UserError
+from sam2elnet.utils.progress import bars_on_terminals_only, write
 
 unwrap_command_help(app)
 
@@ -54,8 +63,6 @@ def _error(text: str) -> None:
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     """``warnings.showwarning`` for the CLI: ``warning: <message>``, no source line (above any
     progress bar, :func:`sam2elnet.utils.progress.write`)."""
-    from sam2elnet.utils.progress import write
-
     write(f"warning: {_lines(str(message))}", file or sys.stderr)
 
 
@@ -66,10 +73,6 @@ class _StderrHandler:
 
     @staticmethod
     def make() -> object:
-        import logging
-
-        from sam2elnet.utils.progress import write
-
         class Handler(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
                 level = "note" if record.levelno >= logging.ERROR else record.levelname.lower()
@@ -94,9 +97,6 @@ _CONFIGURED = ("sam2elnet", "sam2elnet.progress", *_NOISY)
 def _setup_messages() -> None:
     """Install main()'s handler, warning format and filters (undone by :func:`_logging_state`
     and ``warnings.catch_warnings`` when main returns)."""
-    import logging
-    import warnings
-
     global _HANDLER
     _SHOWN.clear()
     if _HANDLER is None:
@@ -118,8 +118,6 @@ def _logging_state() -> Iterator[None]:
     """Put the loggers main() configures (:data:`_CONFIGURED`: level, handlers, propagation,
     disabled) back as they were: code that calls main() in-process (tests, notebooks, the
     Python API) keeps its own logging setup, and a second main() starts from the same state."""
-    import logging
-
     saved = []
     for name in _CONFIGURED:
         lg = logging.getLogger(name)
@@ -160,8 +158,6 @@ def _quiet_native_libraries() -> Callable[[], None] | None:
     ``warnings.catch_warnings``; returns the function that puts OpenCV's log level back (None
     without OpenCV).
     """
-    import warnings
-
     try:
         from rasterio.errors import NotGeoreferencedWarning
 
@@ -181,8 +177,6 @@ def _quiet_native_libraries() -> Callable[[], None] | None:
 
 def _usage_errors() -> tuple[type[BaseException], ...]:
     """Exception classes of usage errors: typer >= 0.20 vendors click, older typer uses click."""
-    import typer
-
     found: list[type[BaseException]] = []
     if hasattr(typer, "TyperException"):
         found.append(typer.TyperException)
@@ -214,8 +208,6 @@ def _interrupted_message(args: list[str]) -> str:
     and ``serve`` go on by running them again (:data:`_INTERRUPTED_OTHER`); any other command
     is simply run again. Before, every command said ``--resume``, which ``elnet cv`` answered
     with ``No such option``."""
-    import typer.main
-
     try:
         cmd = typer.main.get_command(app)
     except Exception:  # an interrupt must end with its line, whatever happens here
@@ -240,10 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     level are put back as they were when main returns (or raises), so calling main in-process
     leaves the caller's logging as it was.
     """
-    import warnings
-
     args = sys.argv[1:] if argv is None else list(argv)
-    from sam2elnet.utils.progress import bars_on_terminals_only
 
     with warnings.catch_warnings(), _logging_state(), _native_messages(args), _term_as_interrupt():
         with bars_on_terminals_only():
@@ -257,8 +246,6 @@ def _term_as_interrupt() -> Iterator[None]:
     run ends with ``error: interrupted ...`` (exit 130). Python's default for SIGTERM ends the
     process at once, leaving ``.<name>.<random>.tmp.tif`` files of a scene behind. Only from
     the main thread and over the default handler (a caller's own handler is kept)."""
-    import signal
-    import threading
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -277,9 +264,6 @@ def _term_as_interrupt() -> Iterator[None]:
 
 def _run(args: list[str]) -> int:
     """main() inside its saved logging / warnings state."""
-    import typer
-
-    from sam2elnet.errors import UserError
     from sam2elnet.utils.paths import os_error_message
 
     try:

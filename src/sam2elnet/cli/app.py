@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
+import sys
+
 import typer
 
 from sam2elnet import __version__
+from sam2elnet.utils.progress import LOGGER_NAME, write
 
 SHOWN: set[str] = set()
 """The log lines (one-line text) main()'s handler printed during the current command."""
@@ -40,12 +45,7 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail in messages."),
 ) -> None:
     """SAM2-ELNet command line."""
-    import logging
-
     logging.getLogger("sam2elnet").setLevel(logging.INFO if verbose else logging.WARNING)
-    import sys
-
-    from sam2elnet.utils.progress import LOGGER_NAME, write
 
     class _Stdout(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:  # sys.stdout as it is now
@@ -73,8 +73,6 @@ def unwrap_command_help(typer_app: typer.Typer) -> None:
     --help``). Paragraphs (separated by a blank line) stay paragraphs; an explicit ``help=``
     is left as it is.
     """
-    import inspect
-
     for info in typer_app.registered_commands:
         if info.help is None and info.callback is not None:
             doc = inspect.getdoc(info.callback) or ""

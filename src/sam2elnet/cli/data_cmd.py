@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
 
 from sam2elnet.cli.app import app
 from sam2elnet.cli.shared_options import NO_PROGRESS, PROGRESS, switch
+from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
 from sam2elnet.data.runfolder import SKIPPED_CSV, read_id_list
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import COARSE_PROFILES_HELP, LAYOUTS_HELP
 from sam2elnet.options import DegradeOptions, StatsOptions, SynthOptions
+from sam2elnet.utils.atomic import write_json_atomic
 
 
 @app.command("stats")
@@ -72,14 +75,10 @@ def stats_cmd(
     no_progress: bool = NO_PROGRESS,
 ) -> None:
     """Count image/label pairs per split and sensor and compute per-band normalisation statistics."""
-    import logging
-
     from sam2elnet.data.modality import with_modality
-    from sam2elnet.data.naming import IMAGE_SUFFIXES, MASK_SUFFIXES
     from sam2elnet.data.normalize import describe
     from sam2elnet.data.splits import discover_readable
     from sam2elnet.data.stats import index_stats
-    from sam2elnet.utils.atomic import write_json_atomic
     from sam2elnet.utils.batch import skip_line
     from sam2elnet.utils.paths import check_input, check_output
 

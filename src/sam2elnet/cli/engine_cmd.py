@@ -26,6 +26,7 @@ from sam2elnet.cli.shared_options import (
     road_buffer_px_of,
 )
 from sam2elnet.cli.shared_options import TRAIN_HELP as _H
+from sam2elnet.config import QUALITY_FLAGS, TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import LAYOUTS_HELP, PRECISION_HELP
@@ -201,7 +202,6 @@ def train_cmd(
     ),
 ) -> None:
     """Fine-tune SAM2-ELNet (adapters, stem, mask encoder, decoder) on labelled images."""
-    from sam2elnet.config import QUALITY_FLAGS, TrainConfig
     from sam2elnet.data.images import parse_bands
     from sam2elnet.engine.train import train
 

@@ -22,6 +22,9 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.cli.shared_options import ROAD_BUFFER as _ROAD_BUFFER
 from sam2elnet.cli.shared_options import ROAD_BUFFER_M as _ROAD_BUFFER_M
+from sam2elnet.data.naming import IMAGE_SUFFIXES
+from sam2elnet.data.runfolder import QUALITY_CSV, SUMMARY_JSON, evaluation_page, read_id_list
+from sam2elnet.errors import UserError
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import BOUNDARY_TOLERANCE_MAX
 from sam2elnet.options import EvaluateOptions
@@ -192,10 +195,8 @@ def evaluate(
 
     from sam2elnet.cli.eval_tables import print_evaluation
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.data.naming import IMAGE_SUFFIXES
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
     from sam2elnet.engine.evaluate import evaluate_folders
-    from sam2elnet.errors import UserError
     from sam2elnet.utils.batch import skip_line, skipped_csv_path
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
@@ -223,8 +224,6 @@ def evaluate(
         check_input(baseline, "--baseline", "baseline label folder")
     keep = None
     if ids is not None:
-        from sam2elnet.data.runfolder import read_id_list
-
         check_input(ids, "--ids", "id list")
         keep = read_id_list(ids)
     for opt, path in (("--quality", quality), ("--valid", valid)):
@@ -240,8 +239,6 @@ def evaluate(
         raise UserError("images folder or file does not exist; check --images", images)
     # what is read: masks of every mask folder, PRED's quality.csv / summary.json (also of run
     # folders below it), the images, --quality and --ids; none of them may be an output
-    from sam2elnet.data.runfolder import QUALITY_CSV, SUMMARY_JSON, evaluation_page
-
     run_files = (QUALITY_CSV, SUMMARY_JSON)
     read_from = [
         (pred, (*TRUTH_SUFFIXES, *run_files)),

@@ -23,6 +23,9 @@ from sam2elnet.cli.shared_options import LINE_WIDTH_PX as _LINE_WIDTH_PX
 from sam2elnet.cli.shared_options import PIXEL_COORDS_OPTION as _PIXEL_COORDS
 from sam2elnet.cli.shared_options import WARP_METHOD as _WARP_METHOD
 from sam2elnet.cli.shared_options import WARP_TO as _WARP_TO
+from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
+from sam2elnet.data.runfolder import quality_csv_candidates
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import EXPORT_FORMATS, PRECISION_HELP
 from sam2elnet.options import TILE_RANGE_HELP, ExportOptions, SceneOptions
@@ -31,8 +34,6 @@ _S = SceneOptions  # the one declaration of scene defaults and ranges
 
 
 def _bands(text: Optional[str]) -> Optional[list]:
-    from sam2elnet.errors import UserError
-
     if not text:
         return None
     try:
@@ -143,7 +144,6 @@ def scene_cmd(
 ) -> None:
     """Predict a whole scene (any size) window by window; georeference kept, memory bounded."""
     from sam2elnet.data.mask_values import parse_positive_values
-    from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
     from sam2elnet.data.run_model import BUILTIN_PREFIX
     from sam2elnet.data.warp import check_warp_options
     from sam2elnet.pipeline.scenes import SceneBatchResult, scene_job
@@ -247,8 +247,6 @@ def scene_cmd(
 def _label_inputs(labels: Path) -> list[Path]:
     """The files ``elnet export`` may read from ``--labels``: the label rasters of it (or of an
     annotate run folder's ``labels/`` and ``rejected/``) and the default quality tables."""
-    from sam2elnet.data.runfolder import quality_csv_candidates
-    from sam2elnet.errors import DataError
     from sam2elnet.export.labels import find_labels
 
     files: list[Path] = []

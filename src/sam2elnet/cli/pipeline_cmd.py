@@ -17,6 +17,7 @@ from sam2elnet.cli.shared_options import (
 )
 from sam2elnet.config import QualityConfig
 from sam2elnet.data.runfolder import REPORT_HTML
+from sam2elnet.errors import UserError
 from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP
 from sam2elnet.pipeline.demo import DemoConfig, run_demo
@@ -352,8 +353,6 @@ def experiment_summary_cmd(
 def _check_summary_out(runs: list[Path], out: Path) -> None:
     """Refuse a summary path that is not Markdown (``.md``) or lies in one of the run folders
     (whose files, such as results.md, the experiment writes and rewrites on --resume)."""
-    from sam2elnet.errors import UserError
-
     if out.suffix.lower() != ".md":
         raise UserError(
             f"--out {out}: the summary is a Markdown file; give a .md file name "

@@ -30,6 +30,7 @@ from __future__ import annotations
 import typer
 
 from sam2elnet.config import AUTO_EPOCHS, AUTO_UPDATES, DEFAULT_IMAGE_SIZE, TrainConfig
+from sam2elnet.errors import UserError
 from sam2elnet.option_values import (
     DEFAULT_LINE_WIDTH_UNIT,
     DEFAULT_WARP_METHOD,
@@ -213,8 +214,6 @@ def road_buffer_px_of(road_buffer: float | None, road_buffer_m: float | None) ->
     Raises:
         UserError: both are given.
     """
-    from sam2elnet.errors import UserError
-
     if road_buffer is not None and road_buffer_m is not None:
         raise UserError(
             "--road-buffer (pixels) and --road-buffer-m (metres) both given: give one of them"
@@ -239,7 +238,5 @@ def switch(on: bool, off: bool, flag: str, default: bool | None = None) -> bool 
         UserError: both flags given.
     """
     if on and off:
-        from sam2elnet.errors import UserError
-
         raise UserError(f"give either --{flag} or --no-{flag}, not both")
     return True if on else False if off else default

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ from sam2elnet.data.coarse_ops import (
     strip,
     translate,
 )
+from sam2elnet.data.naming import GEO_SUFFIXES, drop_paired_images, image_files, mask_key
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.errors import DataError
 from sam2elnet.option_checks import option_default
@@ -395,7 +397,6 @@ def degrade_folder(
     """
     from sam2elnet.data.images import read_image
     from sam2elnet.data.masks import read_mask_valid
-    from sam2elnet.data.naming import GEO_SUFFIXES, drop_paired_images, image_files, mask_key
     from sam2elnet.data.writers import write_mask
     from sam2elnet.utils.progress import track
 
@@ -446,8 +447,6 @@ def degrade_folder(
         if skips:
             if not rows:
                 if created:  # first: the list is written only into a folder that stays
-                    import shutil
-
                     shutil.rmtree(dst, ignore_errors=True)
                 raise skips.nothing_done(len(files), src, csv=dst / SKIPPED_CSV)
         skips.write_csv(dst / SKIPPED_CSV)

@@ -27,7 +27,7 @@ from sam2elnet.data.images import read_image
 from sam2elnet.data.layout_places import SOS_SENSORS
 from sam2elnet.data.layouts import LAYOUTS, DatasetIndex, Sample, discover
 from sam2elnet.data.masks import read_mask, read_mask_valid
-from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
+from sam2elnet.data.normalize import NormalizationConfig, image_percentiles, normalize_for_model
 from sam2elnet.data.splits import SplitChoice, mask_strata, select_split, split_fraction
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,6 @@ class SegmentationDataset(Dataset):
         if cfg.method != "percentile":
             return cfg
         if index not in self._norms:
-            from sam2elnet.data.normalize import image_percentiles
             from sam2elnet.data.windowed_image import sample_image
 
             low, high = image_percentiles(sample_image(plan), cfg)

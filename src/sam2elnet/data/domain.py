@@ -21,6 +21,7 @@ Override with ``domain="roads"`` / ``"other"`` (``--domain``) where the guess is
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,8 +244,6 @@ def road_measures_wanted(
     Raises:
         UserError: ``choice`` is none of True, False, "auto".
     """
-    import logging
-
     from sam2elnet.errors import UserError
 
     if choice is True or choice is False:

@@ -7,6 +7,9 @@ transform, or, for GCP-only scenes such as Sentinel-1 GRD, the GCPs and their CR
 
 from __future__ import annotations
 
+import logging
+import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,8 +105,6 @@ def georeferenced(path: str | Path) -> bool:
     transform, or >= 3 GCPs with a CRS), read as the polygon readers read it
     (:func:`sam2elnet.data.vector_grid.image_grid`: GDAL's side files, a world file or
     ``.aux.xml``, count). An unreadable file answers True (its pair's reader reports it)."""
-    import warnings
-
     import rasterio
 
     try:
@@ -326,8 +327,6 @@ def pixel_size(geo: dict[str, Any], shape: tuple[int, int] | None = None) -> Pix
         CRS (degrees) or a CRS without a known linear unit. Where PROJ cannot take the CRS to
         latitude / longitude, the CRS unit is taken as a ground metre (``scale`` None).
     """
-    import math
-
     crs, t = geo.get("crs"), geo.get("transform")
     if geo.get("gcps"):
         return PixelSize(why="only ground control points (no map grid)")
@@ -384,8 +383,6 @@ def lonlat_route(crs: Any) -> tuple[Any, Any]:
         pyproj.exceptions.CRSError: ``crs`` cannot be read; ``ValueError`` for a CRS without
         a geodetic CRS (an engineering CRS).
     """
-    import math
-
     import numpy as np
     from pyproj import CRS, Transformer
 
@@ -423,8 +420,6 @@ def warn_scale_spread(sizes: dict[Any, PixelSize]) -> None:
     :data:`SCALE_SPREAD_WARN` across the image, or whose scale factor PROJ could not give
     (:meth:`PixelSize.spread_note`), naming the first of them and how many there are; nothing
     when none does. ``sizes``: :class:`PixelSize` by raster path (or name)."""
-    import logging
-
     wide = [(k, ps) for k, ps in sizes.items() if ps.spread_note()]
     if not wide:
         return

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.georef import crs_name, grid_kind, same_crs
+from sam2elnet.data.georef import crs_name, dataset_georeference, grid_kind, same_crs
 from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.errors import DataError
 
@@ -84,8 +84,6 @@ def raster_header(path: str | Path) -> RasterHeader:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
-    from sam2elnet.data.georef import dataset_georeference
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -103,8 +101,6 @@ def raster_header(path: str | Path) -> RasterHeader:
 
 def dataset_header(ds: Any) -> RasterHeader:
     """:class:`RasterHeader` of an open rasterio dataset (its ``name`` as the path)."""
-    from sam2elnet.data.georef import dataset_georeference
-
     item = np.dtype(ds.dtypes[0]).itemsize
     return RasterHeader(
         Path(ds.name), dataset_georeference(ds), (ds.height, ds.width), ds.count, item

@@ -9,6 +9,7 @@ user can fix (missing file, corrupt file, wrong size, unsupported band count) be
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from sam2elnet.data.validity import (
     internal_mask,
     is_alpha_band,
 )
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.quiet import mentions_truncation, quiet_native_stderr
 
@@ -135,8 +136,6 @@ def _png_grey_nodata(buf: np.ndarray) -> float | None:
 
     GDAL's PNG driver reads and writes this chunk as the band's nodata value; label PNGs of this
     project carry ``tRNS`` = :data:`LABEL_NODATA` (:func:`write_mask`)."""
-    import io
-
     from PIL import Image
 
     data = buf.tobytes()
@@ -252,8 +251,6 @@ def parse_bands(text: str | Sequence[int] | None) -> list[int] | None:
     Raises:
         UserError: anything but positive integers.
     """
-    from sam2elnet.errors import UserError
-
     if text is None or (isinstance(text, str) and not text.strip()):
         return None
     msg = f"--bands must be comma-separated band numbers (1-based, e.g. 4,3,2), got {text!r}"

@@ -32,14 +32,16 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.band_match import check_polarisation
+from sam2elnet.data.band_match import COLOUR_BANDS, check_polarisation
 from sam2elnet.data.norm_fit import looks_like_db
 from sam2elnet.data.normalize import stride_sample
 from sam2elnet.data.zero_pixels import untagged_zero_advice
+from sam2elnet.errors import DataError
 from sam2elnet.utils.advice import message, paragraph, plural
 from sam2elnet.utils.run_warnings import warn_once
 
@@ -181,8 +183,6 @@ def check_modality(values: np.ndarray, dtype: Any, cfg: Any, in_bands: int | Non
         float band with a median below 0 (:func:`~sam2elnet.data.norm_fit.looks_like_db`);
         else the warning naming both kinds and what to do.
     """
-    from sam2elnet.data.band_match import COLOUR_BANDS
-
     if cfg is None or getattr(cfg, "sar", False) or in_bands != COLOUR_BANDS:
         return None
     v = np.asarray(values)
@@ -248,11 +248,7 @@ def check_colour_into_sar(
         when the sample cannot be read: the image reader reports the file); else the warning
         (the caller puts the file first).
     """
-    from pathlib import Path
-
-    from sam2elnet.data.band_match import COLOUR_BANDS
     from sam2elnet.data.pixel_sample import valid_pixels
-    from sam2elnet.errors import DataError
 
     if cfg is None or not getattr(cfg, "sar", False):
         return None
@@ -323,8 +319,6 @@ def check_grey_into_colour(
         (a constant image is the constant-image rule's case); else the warning (the caller puts
         the file first).
     """
-    from sam2elnet.data.band_match import COLOUR_BANDS
-
     if cfg is None or getattr(cfg, "sar", False) or in_bands != COLOUR_BANDS:
         return None
     if not trained_on_colour(cfg):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 
 LABEL_BACKGROUND = 0
 LABEL_OBJECT = 255
@@ -43,8 +43,6 @@ def parse_positive_values(text: str | None) -> tuple[float, ...] | None:
     Raises:
         UserError: a part is not a number.
     """
-    from sam2elnet.errors import UserError
-
     if text is None or not str(text).strip():
         return None
     vals = []

@@ -17,7 +17,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sam2elnet.data.georef import georeference, grid_kind
+from sam2elnet.data import pixel_sample
+from sam2elnet.data.georef import dataset_georeference, georeference, grid_kind
 from sam2elnet.data.grid_cover import (
     FULL_COVER,
     PARTIAL_COVER_KIND,
@@ -38,11 +39,12 @@ from sam2elnet.data.images import (
     read_pixels,
 )
 from sam2elnet.data.mask_values import (
+    continuous_share,
     mask_encoding,
 )
 from sam2elnet.data.naming import GEO_SUFFIXES, LOSSY_SUFFIXES
 from sam2elnet.data.pixel_sample import valid_pixels
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -234,8 +236,6 @@ def write_decoded_mask(
     if p.suffix.lower() in GEO_SUFFIXES:
         import rasterio
 
-        from sam2elnet.data.georef import dataset_georeference
-
         with warnings.catch_warnings(), rasterio.open(p) as ds:
             warnings.simplefilter("ignore")
             prof = dataset_georeference(ds)
@@ -269,7 +269,6 @@ def image_like_label(path: str | Path, probability_ok: bool = False) -> str:
         greys, 97 % of the pixels away from 0 and the top value"``.
     """
     from sam2elnet.data.band_match import IDENTICAL_NORMALISED_ATOL
-    from sam2elnet.data.mask_values import continuous_share
 
     p = Path(path)
     if _is_palette(p):
@@ -351,8 +350,6 @@ def check_training_pair(image: str | Path, mask: str | Path) -> None:
         UserError: naming the mask, what it looks like, and (when the image is a mask by
             :func:`mask_like_image`) that the two folders look swapped.
     """
-    from sam2elnet.errors import UserError
-
     kind = image_like_label(mask)
     if not kind:
         return
@@ -397,8 +394,6 @@ def _read_palette_indices(path: Path, sample: bool = False) -> np.ndarray | None
     if not _is_palette(path):
         return None
     from PIL import Image
-
-    from sam2elnet.data import pixel_sample
 
     try:
         with Image.open(path) as im:

@@ -33,8 +33,9 @@ this order and says which fact decided:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,8 +140,6 @@ def image_evidence(
 
 
 def _from_images(paths: Sequence[Path], bands: Sequence[int] | None) -> ModalityDecision:
-    from collections import Counter
-
     from sam2elnet.errors import DataError
 
     n = len(paths)
@@ -192,8 +191,6 @@ def decide_modality(index: Any, bands: Sequence[int] | None = None) -> ModalityD
 
 def with_modality(index: Any, bands: Sequence[int] | None = None) -> tuple[Any, ModalityDecision]:
     """``index`` with the modality :func:`decide_modality` decides, and the decision."""
-    from dataclasses import replace
-
     d = decide_modality(index, bands)
     return (
         replace(index, modality=d.modality, modality_source=d.source, modality_reason=d.reason),

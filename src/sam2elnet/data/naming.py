@@ -14,6 +14,7 @@ agree on what a mask, an image, a scene or a vector file is:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -228,8 +229,6 @@ imported, and ``masks``, the names written; hidden: folder scans list no hidden 
 def imported_masks(folder: Path) -> set[str]:
     """The mask names ``folder``'s :data:`IMPORT_RECORD` lists: reviewed masks (none when the
     record is absent or unreadable; never raises)."""
-    import json
-
     try:
         data = json.loads((Path(folder) / IMPORT_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):

@@ -14,6 +14,7 @@ statistics ``elnet stats --out`` wrote back. Applying a configuration to pixels 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -226,8 +227,6 @@ def fit_normalization(
 def load_norm_stats(path: str | Path) -> NormalizationConfig:
     """A NormalizationConfig from ``elnet stats --out`` JSON (``{"normalization": {...}, ...}``)
     or from a bare config dict; DataError naming the file when it is neither."""
-    import json
-
     p = Path(path)
     try:
         obj = json.loads(p.read_text(encoding="utf-8"))

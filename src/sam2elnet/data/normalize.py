@@ -21,6 +21,7 @@ describes it; choosing one for a training set from its data, dataset statistics 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -258,8 +259,6 @@ def normalize_for_model(
         BandCountError: a band count the model cannot take.
         DataError: as :func:`normalize`.
     """
-    from dataclasses import replace
-
     from sam2elnet.data.band_match import band_layout, identical_bands
 
     done: list[np.ndarray] = []

@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from sam2elnet.data.layout_places import SPLIT_NAMES
+from sam2elnet.data.layout_places import SOS_SENSORS, SPLIT_NAMES, detect_layout
 from sam2elnet.data.layouts import DatasetIndex, Sample, discover
 from sam2elnet.data.masks import read_mask
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, NoPairsError
+from sam2elnet.utils.paths import os_error_message, read_access_advice
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +264,6 @@ def _unused_split_broken(
             broken too, or absent), or, ``need`` None, when no split can be read.
         OSError: likewise, when ``err`` is one.
     """
-    from sam2elnet.errors import NoPairsError
-    from sam2elnet.utils.paths import os_error_message, read_access_advice
-
     counts: dict[str, int] = {}
     broken: list[DataError | OSError] = []
     partial: list[tuple[str, str, DataError | OSError]] = []  # (split, sensor, its error)
@@ -325,9 +323,6 @@ def _sensor_parts(
     of each sensor folder that reads, and ``(split, sensor, error)`` of each that does not.
     Nothing for another layout (its split is one folder) or a split folder that cannot be
     listed itself (every sensor fails: the split's own error says it)."""
-    from sam2elnet.data.layout_places import SOS_SENSORS, detect_layout
-    from sam2elnet.errors import NoPairsError
-
     layout = kw.get("layout") or "auto"
     if (detect_layout(Path(root)) if layout == "auto" else layout) != "sos":
         return {}, []

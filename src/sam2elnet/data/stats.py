@@ -16,17 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.georef import pixel_size, warn_scale_spread
+from sam2elnet.data.images import check_complete
 from sam2elnet.data.layouts import DatasetIndex, Sample
 from sam2elnet.data.modality import with_modality
-from sam2elnet.data.norm_fit import compute_stats
-from sam2elnet.data.normalize import NormalizationConfig
+from sam2elnet.data.naming import CV2_SUFFIXES
+from sam2elnet.data.norm_fit import compute_stats, fit_normalization, sar_needs_db
+from sam2elnet.data.normalize import NormalizationConfig, describe
 from sam2elnet.data.pair_sizes import pair_size_error
 from sam2elnet.data.splits import discover_readable
 from sam2elnet.data.zero_pixels import check_zero_training, zero_share
 from sam2elnet.errors import DataError
 from sam2elnet.option_checks import option_default
+from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.options import StatsOptions
 from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.progress import silenced, track
 
 __all__ = [
     "DatasetStats",
@@ -43,15 +49,11 @@ def _check_decodes(path: Path) -> None:
     """Refuse a file that is truncated or damaged: PNG/JPEG are decoded whole
     (:func:`~sam2elnet.data.images.check_complete`; GDAL would return missing rows as zeros),
     other rasters must open with their last pixel readable (a truncated GeoTIFF loses its end)."""
-    from sam2elnet.data.images import check_complete
-    from sam2elnet.data.naming import CV2_SUFFIXES
-
     check_complete(path)  # PNG/JPEG: decoded whole; other formats pass
     if path.suffix.lower() in CV2_SUFFIXES:
         return
     import rasterio
 
-    from sam2elnet.data.gdal_errors import raster_error_text
     from sam2elnet.data.writers import verify_written
 
     try:
@@ -76,8 +78,6 @@ def check_pairs(samples: Sequence[Sample], progress: bool = True) -> tuple[list[
     Returns:
         ``(good pairs, skips)``; ``skips.items`` holds ``{"file": path, "reason": message}``.
     """
-    from sam2elnet.utils.progress import track
-
     skips = SkipLog("file")
     good = []
     for s in track(samples, "check pairs", "pair", progress):
@@ -164,8 +164,8 @@ def stats_config(
     """
     base = NormalizationConfig.for_modality(modality)
     if to_db is None and base.sar:  # judged on the first image that reads
+        # looked up per call, not at module import: tests replace data.images.read_image
         from sam2elnet.data.images import read_image
-        from sam2elnet.data.norm_fit import sar_needs_db
 
         for s in samples:
             try:
@@ -231,8 +231,6 @@ class DatasetStats:
         and on road data the labels' median road width (px, and m where the pixel size is
         known) beside the default road buffer (:data:`~sam2elnet.option_values.ROAD_BUFFER_PX`):
         Wiedemann et al. (1998) tie the buffer to the road width."""
-        from sam2elnet.option_values import ROAD_BUFFER_PX
-
         if self.domain is None:
             return []
         d = self.domain
@@ -263,10 +261,6 @@ class DatasetStats:
         fixed 0..255 scale and optical images a per-image stretch
         (:func:`~sam2elnet.data.norm_fit.fit_normalization`, on the same images). None when
         they agree or no image was used."""
-        from sam2elnet.data.norm_fit import fit_normalization
-        from sam2elnet.data.normalize import describe
-        from sam2elnet.utils.progress import silenced
-
         if not self.samples:
             return None
         try:
@@ -415,7 +409,7 @@ def _with_domain(st: DatasetStats, index: DatasetIndex) -> DatasetStats:
     masks = [s.mask for s in st.samples]
     st.domain = detect_domain(masks, layout=index.layout, modality=index.modality, meta=index.meta)
     if st.domain.roads and st.samples:
-        from sam2elnet.data.georef import pixel_size, warn_scale_spread
+        # looked up per call, not at module import: tests replace data.grids.raster_header
         from sam2elnet.data.grids import raster_header
 
         st.road_width = median_width_px(masks)

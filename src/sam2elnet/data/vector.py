@@ -39,7 +39,7 @@ from sam2elnet.data.tiling import Window
 from sam2elnet.data.vector_grid import grid_name, image_grid, no_overlap_message, place_labels
 from sam2elnet.data.vector_kinds import LINE_TYPE_IDS, POINT_TYPE_IDS, no_width_notes
 from sam2elnet.data.vector_layers import check_layer, default_layer
-from sam2elnet.errors import DataError
+from sam2elnet.errors import DataError, require_exists
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.run_warnings import warn_once
@@ -422,8 +422,6 @@ def rasterize_vector(
     says those of a shared file once).
     """
     import rasterio
-
-    from sam2elnet.errors import require_exists
 
     ip = require_exists(image_path, "image")
     try:

@@ -16,7 +16,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sam2elnet.data.georef import crs_name
+from sam2elnet.data.georef import (
+    PIXEL_GRID,
+    crs_name,
+    georeference,
+    grid_kind,
+    plain_grid_transform,
+)
 from sam2elnet.errors import DataError
 from sam2elnet.utils.advice import none_of
 
@@ -111,8 +117,6 @@ def _pixel_grid(gdf: Any, transform: Any, path: Path, note: Any) -> Any:
     """
     from affine import Affine
 
-    from sam2elnet.data.georef import PIXEL_GRID, plain_grid_transform
-
     t = plain_grid_transform(transform)
     if tuple(t)[:6] != PIXEL_GRID:
         return t
@@ -171,8 +175,6 @@ def grid_of(profile: dict[str, Any]) -> tuple[Any, Any, Any]:
     Sentinel-1 GRD) the GCPs' CRS, the identity and the GCPs; else its CRS (None without one)
     and transform (the identity without one) and ``gcps`` None."""
     from affine import Affine
-
-    from sam2elnet.data.georef import georeference, grid_kind
 
     geo = georeference(profile)
     if grid_kind(geo) == "gcps":
@@ -249,7 +251,6 @@ def no_overlap_message(
         if lab.size == 4 and np.isfinite(lab).all()
         else f"the labels have no finite extent in {where} (outside that CRS's area?)"
     )
-    from sam2elnet.data.georef import crs_name
 
     own = "no CRS" if layer_crs is None else crs_name(layer_crs)
     ignored = " (ignored: --labels-pixel-coords)" if pixel_coords and layer_crs is not None else ""
@@ -267,8 +268,6 @@ def no_overlap_message(
 
 def grid_name(transform: Any) -> str:
     """How pixel-coordinate labels are read, for messages."""
-    from sam2elnet.data.georef import PIXEL_GRID
-
     if tuple(transform)[:6] == PIXEL_GRID:
         return "pixel coordinates, x = column, y = -row as QGIS shows the image"
     if transform.is_identity:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -263,8 +264,6 @@ def _placed_by_name(image: str | Path) -> bool:
     georeference (CRS + transform, or GCPs; :func:`~sam2elnet.data.vector_grid.image_grid`),
     the case of :func:`~sam2elnet.data.vector.rasterize_vector`; False when it cannot be
     opened."""
-    import warnings
-
     import rasterio
 
     from sam2elnet.data.vector_grid import image_grid

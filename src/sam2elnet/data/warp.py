@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
-from sam2elnet.data.georef import crs_name
+from sam2elnet.data.georef import MIN_GCPS, crs_name, dataset_grid_kind
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, WARP_METHODS
 from sam2elnet.utils.advice import plural
@@ -143,8 +143,6 @@ def _check_georeference(ds: Any, path: Path) -> bool:
     """True for a GCP-only dataset, False for CRS + transform
     (:func:`~sam2elnet.data.georef.grid_kind`); DataError when it cannot be warped
     (:class:`NoGeoreferenceError`: no georeference; fewer than 3 GCPs, GCPs without a CRS)."""
-    from sam2elnet.data.georef import MIN_GCPS, dataset_grid_kind
-
     kind = dataset_grid_kind(ds)
     if kind != "none":
         return kind == "gcps"

@@ -33,8 +33,8 @@ import numpy as np
 
 from sam2elnet.data import windowed
 from sam2elnet.data.gdal_errors import raster_error_text
-from sam2elnet.data.images import MAX_BANDS, RasterImage, check_file
-from sam2elnet.data.validity import alpha_tagged, finish_pixels
+from sam2elnet.data.images import MAX_BANDS, RasterImage, check_file, select_bands
+from sam2elnet.data.validity import alpha_tagged, band_nodata, finish_pixels, is_alpha_band
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -84,8 +84,6 @@ class ImagePlan:
     def apply(self, raw: np.ndarray) -> RasterImage:
         """(count, h, w) raw file bands -> the :class:`RasterImage` :func:`read_image` would give
         for these pixels (same nodata rules, bands and dtype)."""
-        from sam2elnet.data.validity import band_nodata
-
         nodata = band_nodata(raw, self.nodata, self.alpha)
         data, nodata = finish_pixels(raw[list(self.keep)], nodata)
         return RasterImage(data=np.ascontiguousarray(data), nodata=nodata, path=self.path)
@@ -99,9 +97,6 @@ def scan_image(
     truncated file, bad ``bands``, too many bands)."""
     import rasterio
     from rasterio.windows import Window
-
-    from sam2elnet.data.images import select_bands
-    from sam2elnet.data.validity import is_alpha_band
 
     p = Path(path)
     check_file(p, "image")

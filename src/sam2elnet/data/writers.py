@@ -10,6 +10,7 @@ count for PNG labels, which are encoded in memory and written by :func:`write_en
 from __future__ import annotations
 
 import errno
+import io
 import os
 import warnings
 from pathlib import Path
@@ -73,8 +74,6 @@ def _write_label_png(path: Path, arr: np.ndarray) -> None:
     ``os.write`` calls, which raise on a full disk; the temporary file must then hold exactly the
     encoded bytes before it is renamed (:func:`write_encoded`). Decoding it again (:func:`verify_written`, ~1 ms) would check
     nothing more: the bytes are the encoder's own output."""
-    import io
-
     from PIL import Image
 
     buf = io.BytesIO()

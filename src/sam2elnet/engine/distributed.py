@@ -29,6 +29,9 @@ Use::
 from __future__ import annotations
 
 import logging
+import pickle
+import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -79,7 +82,6 @@ def _keep_sigterm() -> Iterator[None]:
     ...', exit 130), not silently with exit 15. Without a handler of its own (SIG_DFL: a
     notebook, a script) Ray's stays. Main thread only (signals are set there)."""
     import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -364,8 +366,6 @@ def _pool_key(factory: Any, workers: int, cpus: float, gpus: float) -> Any:
     module-level function and its arguments), the modification time and size of every file
     argument (a model file rewritten since is loaded afresh), workers and resources; None when
     the factory cannot be pickled by value (never reused)."""
-    import pickle
-
     try:
         blob = pickle.dumps(factory)
     except Exception:  # noqa: BLE001  (lambdas, closures: not reused)
@@ -413,8 +413,6 @@ def release_workers() -> None:
 def _first_line(err: BaseException) -> str:
     """One line for an exception a Ray worker raised: ``RuntimeError: its first line``, without
     the terminal colour codes and traceback Ray's own text carries."""
-    import re
-
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
     first = text.splitlines()[0].strip() if text else ""
     name = err.__class__.__name__

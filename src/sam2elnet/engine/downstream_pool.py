@@ -37,9 +37,11 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from sam2elnet.errors import UserError
+from sam2elnet.utils.threads import set_torch_threads
 
 __all__ = ["DownstreamPool", "at_most_threads", "one_thread", "pool_workers"]
 
@@ -50,8 +52,6 @@ def at_most_threads(n: int) -> Iterator[None]:
     after it (both explicit counts of :func:`~sam2elnet.utils.threads.set_torch_threads`); a
     count already at most ``n`` is left alone."""
     import torch
-
-    from sam2elnet.utils.threads import set_torch_threads
 
     before = torch.get_num_threads()
     want = max(1, int(n))
@@ -77,6 +77,7 @@ def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
     if device != "cpu":
         return 1
     if threads is None:
+        # looked up per call, not at module import: tests replace utils.threads.thread_count
         from sam2elnet.utils.threads import thread_count
 
         threads = thread_count()
@@ -117,7 +118,6 @@ def _worker_start(parent: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
-    from sam2elnet.utils.threads import set_torch_threads
 
     set_torch_threads(1)
     if sys.platform.startswith("linux"):
@@ -178,8 +178,6 @@ class _InWorker:
         return self._future.done()
 
     def result(self) -> tuple[Any, float]:
-        from concurrent.futures.process import BrokenProcessPool
-
         try:
             return self._future.result()
         except BrokenProcessPool:
@@ -245,6 +243,7 @@ class DownstreamPool:
         when the last one starts alone (1). A training's error is not raised here but by its
         ``result()``."""
         if cores is None:
+            # looked up per call, not at module import: tests replace utils.threads.thread_count
             from sam2elnet.utils.threads import thread_count
 
             cores = thread_count()

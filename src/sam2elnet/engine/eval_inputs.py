@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +243,6 @@ def _vector_hint(paths: Any, scanned: bool = False) -> str:
     not taken for polygons (a run folder's summary.json). The path in the command is quoted for
     a POSIX shell (``shlex.quote``), so it can be pasted as it is."""
     import shlex
-    from itertools import islice
 
     vector = set(VECTOR_SUFFIXES) - ({".json"} if scanned else set())
     found = next((Path(p) for p in islice(paths, 10_000) if Path(p).suffix.lower() in vector), None)

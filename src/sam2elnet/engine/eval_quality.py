@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.runfolder import QUALITY_CSV, label_quality_csv, quality_by_key
+from sam2elnet.data.runfolder import QUALITY_CSV, label_quality_csv, quality_by_key, read_summary
 from sam2elnet.errors import UserError
 
 __all__ = ["add_quality", "quality_filter", "quality_rows"]
@@ -50,8 +50,6 @@ def quality_filter(paths: Sequence[Path]) -> dict[str, Any] | None:
     threshold, target precision, tau, the held-out precision / recall estimated at training and
     whether the target was reachable there (``achievable``: False = a threshold above every
     calibration score, ``note`` says why; None for runs without a target)."""
-    from sam2elnet.data.runfolder import read_summary
-
     infos = []
     for q in paths:
         summary = read_summary(q.parent)

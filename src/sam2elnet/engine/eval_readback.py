@@ -8,6 +8,7 @@ polygon files several rows share once. Scoring is :mod:`sam2elnet.engine.evaluat
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,8 +31,6 @@ def vector_truths(result: EvaluationResult) -> PolygonFiles:
     (:func:`read_evaluated` places them on their own pair). A shared truth file's features go to
     the predictions their ``source`` / ``label`` names, as scored (``VectorTruth.images``).
     Raises DataError naming a shared file that can no longer be read."""
-    from collections import Counter
-
     from sam2elnet.data.vector import is_vector_path
 
     uses: Counter[Path] = Counter()

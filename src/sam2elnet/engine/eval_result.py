@@ -9,6 +9,7 @@ pairs) with its JSON / CSV writers, and the pixel-summed aggregate of rows (:fun
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from sam2elnet.engine.metrics import (
     json_num,
     scores,
 )
-from sam2elnet.utils.advice import plural
+from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = ["IMAGE_MEAN_PREFIX", "EvaluationResult", "ImageResult", "aggregate"]
 
@@ -226,8 +227,6 @@ class EvaluationResult:
             UserError: ``path`` is a folder, or the write failed (``DiskFullError``: disk full);
                 nothing is left under ``path`` then.
         """
-        import io
-
         from sam2elnet.utils.atomic import write_text_atomic
 
         rows = self.rows()
@@ -289,8 +288,6 @@ def hd95_note(images: list[ImageResult]) -> str | None:
     is too long to keep for HD95
     (:data:`~sam2elnet.engine.strip_metrics.HD95_MAX_POINTS` pixels), counted and named, so the mean is not read as the whole set's. None when every image with
     boundary measures has an HD95, or boundaries were not asked for."""
-    from sam2elnet.utils.advice import name_sample, plural
-
     asked = [r for r in images if r.boundary is not None]
     one_side = [r.name for r in asked if r.boundary_hd95 is not None and np.isnan(r.boundary_hd95)]
     strips = [r.name for r in asked if r.boundary_hd95 is None]

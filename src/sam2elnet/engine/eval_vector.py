@@ -14,6 +14,7 @@ reader then places exactly as before (the same pixels: it keeps only what meets 
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,8 +140,6 @@ class VectorTruth:
         """Log a reader note once per kind: notes that differ only in their numbers (counts of
         one tile's part of the file, '1 line feature' / '3 line features') are one kind; the
         first, of the whole file, is said."""
-        import re
-
         kind = re.sub(r"s\b", "", re.sub(r"\d+", "#", msg))  # plural or singular: one kind
         if kind not in self._kinds:
             self._kinds.add(kind)

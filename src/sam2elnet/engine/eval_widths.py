@@ -13,6 +13,7 @@ Metres become pixels per image in :mod:`sam2elnet.engine.road_buffer`.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, get_args
 
@@ -100,8 +101,6 @@ def check_widths(
             ``road_buffer_px``, ``road_buffer_m`` or ``line_width``), or a ``line_width_unit``
             other than ``"map"`` / ``"px"``.
     """
-    import math
-
     widths = (
         ("road_buffer_px", road_buffer_px),
         ("road_buffer_m", road_buffer_m),

@@ -22,14 +22,21 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
-from sam2elnet.data.vector_shared import SharedVector, frame_of, is_shared
+from sam2elnet.data.vector_shared import (
+    SharedVector,
+    frame_of,
+    is_shared,
+    say_file_notes,
+    warn_no_features,
+)
 from sam2elnet.engine import memory
 from sam2elnet.engine.change_maps import change_stats, write_change_map
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError
-from sam2elnet.model.input_flags import is_unusable
+from sam2elnet.model.input_flags import is_unusable, spread_flag
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, DEFAULT_WARP_METHOD, LineWidthUnit
+from sam2elnet.utils.run_warnings import RunWarnings, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +117,6 @@ def process_chunk(
     image that cannot be warped is skipped before it is predicted. The warnings of the chunk's
     images are not logged here but returned (``warnings``) for the job's once-per-run scope.
     """
-    from sam2elnet.utils.run_warnings import RunWarnings
-
     with RunWarnings(collect=True) as found:
         out = _process_chunk(pred, spec, items)
     out.warnings = found.pending
@@ -175,7 +180,6 @@ def explain_constant(img: Any, flag: str) -> str:
     rescale it). Both flags reject the label."""
     if flag != "constant image":
         return flag
-    from sam2elnet.model.input_flags import spread_flag
 
     data = np.asarray(img.data)
     vals = data[:, img.valid] if img.nodata is not None else data.reshape(data.shape[0], -1)
@@ -220,7 +224,6 @@ def warn_gcps_only(spec: ChunkSpec, f: Path, profile: dict[str, Any]) -> None:
         gcps_kept_note,
         unplaceable_gcps_note,
     )
-    from sam2elnet.utils.run_warnings import warn_once
 
     crs = profile.get("gcp_crs")
     if grid_kind({"gcps": gcps, "crs": crs}) == "gcps":
@@ -252,7 +255,6 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
     and one warning per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
     from sam2elnet.data.masks import read_mask_on_grid
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
-    from sam2elnet.data.vector_shared import say_file_notes, warn_no_features
 
     if is_vector_path(label):
         shared = is_shared(label)

@@ -22,8 +22,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, list_images
-from sam2elnet.data.runfolder import QUALITY_CSV, parse_score, read_csv_rows, run_row_paths
+from sam2elnet.data.naming import GEO_SUFFIXES, IMAGE_SUFFIXES, list_images, mask_key
+from sam2elnet.data.runfolder import (
+    QUALITY_CSV,
+    REPORT_HTML,
+    SCENE_MANIFEST,
+    SKIPPED_CSV,
+    SUMMARY_JSON,
+    parse_score,
+    read_csv_rows,
+    run_row_paths,
+)
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import plural
 
@@ -111,7 +120,6 @@ def check_resume_model(
         read_model_identity,
         same_model,
     )
-    from sam2elnet.data.runfolder import SCENE_MANIFEST
 
     root = Path(out)
     ident = builtin_identity(model)
@@ -251,7 +259,6 @@ def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
         UserError: ``labels`` does not exist, is a file of another kind, or is a raster mask file
             while ``n_images`` is not 1 (one mask cannot serve several images: give a folder).
     """
-    from sam2elnet.data.naming import mask_key
     from sam2elnet.data.vector import is_vector_path
 
     root = Path(labels)
@@ -378,7 +385,6 @@ def check_job_out(
     itself (labels go to its sub-folders, which are not read), is fine.
     """
     from sam2elnet.data.run_model import MODEL_ID_JSON
-    from sam2elnet.data.runfolder import REPORT_HTML, SKIPPED_CSV, SUMMARY_JSON
     from sam2elnet.utils.paths import check_not_input, check_out_folder
 
     root = Path(out)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ from sam2elnet.engine.folder_inputs import read_done, unique_names
 from sam2elnet.engine.folder_large import WindowedImages, predict_large
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.window_size import WindowSize, resolve_tile
+from sam2elnet.model.input_flags import is_unusable
 from sam2elnet.option_checks import option_default
 from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
@@ -179,7 +181,6 @@ class FolderJob:
         for name in (QUALITY_CSV, SKIPPED_CSV, SUMMARY_JSON, MODEL_ID_JSON):
             (self.out / name).unlink(missing_ok=True)
         self._lock.close()
-        import shutil
 
         for sub in ("labels", "rejected", "prob", "tiles", "changes"):
             with contextlib.suppress(OSError):
@@ -208,8 +209,6 @@ class FolderJob:
         and ``rejected/`` when the decision changed. A resumed run given another
         ``--min-quality`` / ``--target-precision`` printed and recorded the new threshold but left
         the earlier run's kept / rejected split. Rows without a score keep their decision."""
-        from sam2elnet.model.input_flags import is_unusable
-
         try:
             score = float(str(row.get("predicted_iou") or "nan"))
         except ValueError:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
 from sam2elnet.engine import memory
 from sam2elnet.engine.change_maps import scene_changes
 from sam2elnet.engine.executors import CallExecutor
@@ -37,6 +38,7 @@ from sam2elnet.engine.scene import predict_scene
 from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND
 from sam2elnet.engine.window_size import WindowSize
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.run_warnings import hidden, warn_once
 
@@ -67,7 +69,6 @@ class WindowedImages:
         :func:`~sam2elnet.engine.window_size.resolve_tile`). ``max_memory`` in bytes."""
         if not self.n_images:
             return None
-        from sam2elnet.utils.advice import plural
 
         return (
             f"{task} window by window: {plural(self.n_images, 'image')} too large to predict "
@@ -217,7 +218,6 @@ def _tif_to_png(tif: Path, png: Path, prob: bool = False) -> None:
     read whole (1 byte per pixel, far below the network's working set)."""
     import rasterio
 
-    from sam2elnet.data.mask_values import LABEL_NODATA, LABEL_OBJECT
     from sam2elnet.data.writers import write_mask, write_probability
 
     with rasterio.open(tif) as ds:

@@ -25,8 +25,11 @@ from sam2elnet.engine.folder_workers import (
 )
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.runtime import announce_predictor_precision
+from sam2elnet.errors import UserError
+from sam2elnet.model.input_flags import unusable_counts
 from sam2elnet.option_checks import check_options
 from sam2elnet.options import FolderJobOptions
+from sam2elnet.utils.batch import unusable_summary
 
 __all__ = ["FolderModel", "FolderSettings", "domain_summary", "warp_summary"]
 
@@ -112,7 +115,6 @@ class FolderSettings:
                 with ``executor_factory`` (its workers load the model from the file).
         """
         from sam2elnet.data.warp import check_warp_options
-        from sam2elnet.errors import UserError
 
         if self.model_path is None and self.predictor is not None:
             self.model_path = self.predictor.path
@@ -184,9 +186,6 @@ class FolderSettings:
                 as ``constant image``: the outputs and ``summary.json`` stay as the record;
                 :meth:`~sam2elnet.utils.batch.SkipLog.nothing_usable`). Without it the result's
                 ``unusable`` says so instead."""
-        from sam2elnet.model.input_flags import unusable_counts
-        from sam2elnet.utils.batch import unusable_summary
-
         with (
             FolderJob(
                 model.pred, spec, fields, resume=self.resume, progress=self.progress,

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,6 @@ def job_executor(
     if make is None:
         yield LocalExecutor(pred)
         return
-    import functools
 
     factory = functools.partial(
         load_predictor,

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.images_check import check_images_not_masks
-from sam2elnet.data.naming import list_images
+from sam2elnet.data.naming import list_images, mask_key
+from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.data.vector_shared import check_placeable, share_vectors, warn_no_width
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_inputs import (
@@ -44,6 +45,8 @@ from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.batch import SkipLog, unlabelled_skips
+from sam2elnet.utils.lock import output_lock
 
 __all__ = ["annotate_folder", "enhance_folder"]
 
@@ -237,10 +240,6 @@ def enhance_folder(
         LockedError: another job is writing into ``out_dir``.
     """
     job = FolderSettings.from_arguments(locals())  # first: locals() are the arguments here
-    from sam2elnet.data.naming import mask_key
-    from sam2elnet.data.runfolder import SKIPPED_CSV
-    from sam2elnet.utils.batch import SkipLog, unlabelled_skips
-    from sam2elnet.utils.lock import output_lock
 
     job.check(
         line_width=line_width, line_width_unit=line_width_unit, new_objects=new_objects,

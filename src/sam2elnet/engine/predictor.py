@@ -40,6 +40,7 @@ from sam2elnet.model.input_flags import unusable_text
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
 from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.run_warnings import warn_once
 from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,6 @@ class Predictor:
                 "sam2elnet.engine.quality_fit.fit_quality or retrain",
                 path,
             ) from None
-        from sam2elnet.utils.run_warnings import warn_once
 
         # a model loaded again (the stages of an experiment) says it once: keyed by its file
         # and the text, as Python's warnings said it once
@@ -192,6 +192,7 @@ class Predictor:
             UserError: ``max_memory`` is not a size of at least 1 MiB, or ``device`` is unknown
                 or CUDA is asked for where it is not available.
         """
+        # the network's modules import transformers: loaded only when a model is built or read
         from sam2elnet.model import load_model
 
         p = Path(path)

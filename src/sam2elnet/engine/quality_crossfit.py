@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.engine.quality_fit import QualitySamples, collect_quality_samples
 from sam2elnet.engine.quality_items import quality_items
+from sam2elnet.engine.runtime import resolve_device
 from sam2elnet.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -117,8 +119,6 @@ def weights_digest(model: Any) -> str:
     """SHA-256 (hex) of a network's ``state_dict``: every parameter and buffer, by name, dtype,
     shape and bytes (not the model file, whose ``extra`` changes when the evaluator is fitted).
     Identifies the final network whose embeddings a fold's ``oof.npz`` holds."""
-    import torch
-
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().to("cpu").contiguous().reshape(-1)
@@ -205,11 +205,8 @@ def crossfit_samples(
     Raises:
         UserError: a fold count the training set cannot fill.
     """
-    import torch
-
-    from sam2elnet.engine.runtime import resolve_device
     from sam2elnet.engine.train_checks import positive_values
-    from sam2elnet.model import load_model
+    from sam2elnet.model import load_model  # imports transformers: only when a model is read
     from sam2elnet.utils.atomic import write_json_atomic
 
     def _say(msg: str) -> None:

@@ -12,6 +12,7 @@ at the end of :func:`sam2elnet.engine.train.train`, or on its own for an existin
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -320,11 +321,9 @@ def fit_quality(
     Raises:
         UserError: no data folder, no ``splits.json``, or none of the held-out ids found.
     """
-    import json
-
     from sam2elnet.data.layouts import discover
     from sam2elnet.data.normalize import NormalizationConfig
-    from sam2elnet.model import load_model, save_model
+    from sam2elnet.model import load_model, save_model  # per call: tests replace save_model
 
     path = Path(model_path)
     model, extra = load_model(path)

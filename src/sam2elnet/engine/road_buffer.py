@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2elnet.data.georef import PixelSize
+from sam2elnet.data.georef import PixelSize, pixel_size, warn_scale_spread
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_values import ROAD_BUFFER_MAX
 
@@ -50,7 +50,6 @@ def pixel_sizes_m(paths: Sequence[Path]) -> dict[Path, PixelSize]:
     ``.metres`` None with ``.why`` where unknown. Logs one warning for the rasters over which
     the ground pixel size varies by more than 1 %
     (:func:`~sam2elnet.data.georef.warn_scale_spread`)."""
-    from sam2elnet.data.georef import pixel_size, warn_scale_spread
     from sam2elnet.data.grids import raster_header
 
     sizes = {}

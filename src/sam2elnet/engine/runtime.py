@@ -37,6 +37,7 @@ from sam2elnet.model.quality_features import (
     uncertainty_features,
 )
 from sam2elnet.option_values import norm_precision_value
+from sam2elnet.utils.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +266,6 @@ def set_threads(n: int | None = None) -> None:
     Args:
         n: threads to use; None or 0 for the policy's count.
     """
-    from sam2elnet.utils.threads import set_torch_threads
-
     set_torch_threads(n or None)
 
 

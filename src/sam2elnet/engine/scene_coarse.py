@@ -14,6 +14,7 @@ bounded memory; one GCP transformer for the scene), from which windows are then 
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,18 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.grids import dataset_header, other_grid, resample_nearest
+from sam2elnet.data.mask_values import mask_encoding
 from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL, pixel_index_note
 from sam2elnet.data.tiling import Window, decimated_read
-from sam2elnet.data.vector_shared import SharedVector, frame_of, is_shared
+from sam2elnet.data.vector_names import image_frame, in_map
+from sam2elnet.data.vector_shared import (
+    SharedVector,
+    frame_of,
+    is_shared,
+    say_file_notes,
+    warn_no_features,
+)
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.run_warnings import warn_once
@@ -86,7 +96,6 @@ class CoarseSource:
     ) -> None:
         from sam2elnet.data.vector import VectorLabels, is_vector_path
         from sam2elnet.data.vector_grid import image_grid
-        from sam2elnet.data.vector_shared import say_file_notes, warn_no_features
 
         self.path = Path(path)
         self._scene_name = str(scene.name)
@@ -103,8 +112,6 @@ class CoarseSource:
             shared = is_shared(path)
             frame = frame_of(path)
             if shared:  # the features that belong to this scene, as rasterize_vector takes them
-                from sam2elnet.data.vector_names import image_frame, in_map
-
                 mapped = in_map(
                     frame.crs is not None, crs is not None, gcps is not None, pixel_coords
                 )
@@ -149,9 +156,6 @@ class CoarseSource:
         place: bool = True,
         quiet: bool = False,
     ) -> None:
-        from sam2elnet.data.grids import dataset_header, other_grid
-        from sam2elnet.data.mask_values import mask_encoding
-
         ds = self._ds
         lab, img = dataset_header(ds), dataset_header(scene)
         grid = other_grid(lab, img)
@@ -202,11 +206,7 @@ class CoarseSource:
 
     def _place(self, grid: Any, scene: Any) -> None:
         """Resample the label onto the scene grid once, into a temporary GeoTIFF."""
-        import tempfile
-
         import rasterio
-
-        from sam2elnet.data.grids import resample_nearest
 
         self._tmp = tempfile.TemporaryDirectory(prefix="elnet-coarse-")
         out = Path(self._tmp.name) / "coarse_on_scene.tif"

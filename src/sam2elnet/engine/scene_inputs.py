@@ -12,6 +12,7 @@ valid-pixel masks.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.georef import MIN_GCPS
+from sam2elnet.data.grids import GcpGrid
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import ALL_NODATA_FLAG, dataset_valid
 from sam2elnet.data.vector_shared import SharedVector
@@ -29,6 +32,7 @@ from sam2elnet.engine.scene_norm import (
     SceneNormalizer,
     ValueSpread,
     make_scene_normalizer,
+    raw_flag,
     row_strips,
     scan_flag,
     unusable_scene_error,
@@ -36,7 +40,7 @@ from sam2elnet.engine.scene_norm import (
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.advice import plural
-from sam2elnet.utils.run_warnings import warn_once
+from sam2elnet.utils.run_warnings import quiet, warn_once
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,6 @@ _GDAL_ENV = gdal_env(128)
 def scene_gdal_env() -> dict[str, Any]:
     """The GDAL options scenes are read with (``rasterio.Env(**scene_gdal_env())``):
     :data:`_GDAL_ENV`, less ``GDAL_CACHEMAX`` when the environment sets it."""
-    import os
-
     env: dict[str, Any] = dict(_GDAL_ENV)
     if "GDAL_CACHEMAX" in os.environ:
         env.pop("GDAL_CACHEMAX")
@@ -129,8 +131,6 @@ def precheck_scene(path: str | Path, bands: list[int] | None = None) -> tuple[in
     """
     import rasterio
 
-    from sam2elnet.engine.scene_norm import raw_flag
-
     p = Path(path)
     with rasterio.Env(**scene_gdal_env()):
         src = open_scene(p)
@@ -189,8 +189,6 @@ def precheck_coarse(
             :class:`CoarseSource` raises for the label.
     """
     import rasterio
-
-    from sam2elnet.utils.run_warnings import quiet
 
     with rasterio.Env(**scene_gdal_env()), quiet():
         src = open_scene(Path(path))
@@ -259,8 +257,6 @@ def unplaceable_gcps_note(path: Path, n_gcps: int, crs: Any, axes: str | None = 
             window by window (it writes footprints and reads vector labels: both are said);
             None for a whole image.
     """
-    from sam2elnet.data.georef import MIN_GCPS
-
     why = [f"{plural(n_gcps, 'ground control point')} < {MIN_GCPS}"] if n_gcps < MIN_GCPS else []
     if crs is None:
         why.append("its GCPs have no CRS")
@@ -337,8 +333,6 @@ class SceneInputs:
             else "(x = column, y = row)"
         )
         try:
-            from sam2elnet.data.grids import GcpGrid
-
             gcp_grid = GcpGrid.of(self.src, self.path)  # its GCPs checked
             if gcp_grid is not None and not gcp_grid.placeable:
                 # georef.grid_kind "none": every reader uses it as if it had no georeference

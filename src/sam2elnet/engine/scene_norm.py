@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.tiling import decimated_read
-from sam2elnet.data.validity import dataset_valid
+from sam2elnet.data.tiling import decimated_read, overview_alpha
+from sam2elnet.data.validity import alpha_tagged, dataset_valid, is_alpha_band
 from sam2elnet.errors import DataError
 
 __all__ = [
@@ -146,7 +146,6 @@ def _scene_bands(
     dry run) take the first band when they take one and none is chosen. Returns the bands, the
     overview's (len(bands), h, w) data and (h, w) valid mask, and whether the last band is alpha."""
     from sam2elnet.data.images import overview_bands
-    from sam2elnet.data.validity import alpha_tagged, is_alpha_band
 
     data, valid = _overview(src, list(range(1, src.count + 1)))
     if bands is None and getattr(cfg, "band_select", None):
@@ -341,7 +340,6 @@ def raw_flag(src: Any, bands: list[int] | None = None) -> tuple[str, bool]:
     Validity: :func:`~sam2elnet.data.validity.dataset_valid` and finite values, the windows'
     rule. Raises ``rasterio.errors.RasterioError`` on a read error.
     """
-    from sam2elnet.data.tiling import overview_alpha
     from sam2elnet.model.input_flags import spread_flag
 
     alpha = overview_alpha(src, _OVERVIEW_PIXELS)

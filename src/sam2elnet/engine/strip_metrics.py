@@ -46,7 +46,7 @@ from sam2elnet.data.skeleton import (
     row_strips,
     strip_centre_lines,
 )
-from sam2elnet.engine.metrics.boundary import BoundaryCounts, inner_boundary, within_tolerance
+from sam2elnet.engine.metrics.boundary import BoundaryCounts, hd95, inner_boundary, within_tolerance
 from sam2elnet.engine.metrics.roads import RoadCounts
 from sam2elnet.option_values import BOUNDARY_TOLERANCE_PX, ROAD_BUFFER_PX
 
@@ -146,8 +146,6 @@ def _hd95_of_points(pred: np.ndarray, truth: np.ndarray) -> float:
     """:func:`~sam2elnet.engine.metrics.hd95` of two (n, 2) int32 sets of boundary pixels
     (row, column): each one's distance to the nearest pixel of the other set, px."""
     from scipy.spatial import cKDTree
-
-    from sam2elnet.engine.metrics.boundary import hd95
 
     if len(pred) == 0 or len(truth) == 0:
         return hd95(np.zeros(len(pred)), np.zeros(len(truth)))

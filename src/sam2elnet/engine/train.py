@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
@@ -110,6 +114,7 @@ from sam2elnet.model.checkpoint_files import weights_record
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic, write_text_atomic
 from sam2elnet.utils.lock import output_lock
+from sam2elnet.utils.progress import bar_wanted, line, write
 
 log = logging.getLogger(__name__)
 
@@ -182,12 +187,7 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
 
 
 def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
-    import sys
-
-    from tqdm import tqdm
-
     from sam2elnet.data.datasets import SegmentationDataset
-    from sam2elnet.utils.progress import bar_wanted, line, write
 
     cfg, resumed = prepare_run_dir(cfg)
     check_weights_file(cfg)  # before the data checks, which read every training image
@@ -292,8 +292,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
 
     ddp_model: torch.nn.Module = model
     if dist_info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
         ddp_model = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
@@ -381,8 +379,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
                 f"{row['time_s']:.1f} s){' *' if improved else ''}"
             )
         if dist_info.enabled:
-            import torch.distributed as dist
-
             dist.barrier()
 
     bar.close()
@@ -403,8 +399,6 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         if cfg.fit_quality:  # fold networks of --quality-folds are trained by train()
             quality_summary = fit_run_evaluator(cfg, data, best_path, train, say, batch_size)
     if dist_info.enabled:
-        import torch.distributed as dist
-
         dist.barrier()
         if dist_info.owns_group:
             dist.destroy_process_group()

@@ -185,6 +185,7 @@ def write_best(
     epoch's weights are in it), else ``model``'s weights as they are (no epoch was best, e.g.
     every validation score was NaN). Returns whether the file was written.
     """
+    # looked up per call, not at module import: tests replace model.save_model
     from sam2elnet.model import save_model
 
     if st.best_state is not None:

@@ -114,8 +114,6 @@ def check_labels(cfg: TrainConfig, train: Sequence[Any], val: Sequence[Any]) -> 
     A validation split without object pixels cannot rank epochs by IoU: a warning, and the run
     selects the model by validation loss instead.
     """
-    from sam2elnet.errors import DataError
-
     pos, neg = mask_content(train, positive_values(cfg))
     if not pos:
         raise DataError(

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.train_checks import check_labels, check_pairs, positive_values
-from sam2elnet.errors import UserError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 
@@ -114,8 +114,6 @@ def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
     clDice and a stronger augmentation; 5-fold cross-validation on roads-dev measured that recipe
     3.9 road IoU points below the plain one without SAM2 weights (docs/training.md, "Recipe vs
     plain, all 5 folds"), so ``--topology-loss cldice`` and the ``--aug-*`` options give it."""
-    from dataclasses import replace
-
     from sam2elnet.data.augment import Augmentation
     from sam2elnet.engine.losses import LossWeights
 
@@ -202,7 +200,6 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     from sam2elnet.data.normalize import NormalizationConfig, describe
     from sam2elnet.data.splits import select_split, split_fraction
     from sam2elnet.data.zero_pixels import check_zero_training
-    from sam2elnet.errors import DataError
     from sam2elnet.model.io import read_model_file
 
     given = None if cfg.modality == "auto" else cfg.modality

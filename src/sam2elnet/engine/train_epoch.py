@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from sam2elnet.engine.losses import segmentation_loss
 from sam2elnet.engine.runtime import autocast
@@ -100,8 +101,6 @@ def train_epoch(
             )  # no autograd warning
         bar.update(1)
     if distributed:
-        import torch.distributed as dist
-
         agg = torch.cat(
             [
                 loss_sum.reshape(1),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
 
 __all__ = [
     "auto_epochs",
@@ -150,6 +151,7 @@ class EpochSampler(torch.utils.data.Sampler[int]):
 def auto_workers(device: torch.device) -> int:
     """0 on small CPU machines: decoding a 256 px JPEG costs ~1 ms, a worker would steal a core
     from the forward pass (measured in docs/training.md); GPUs get a few workers."""
+    # looked up per call, not at module import: tests replace utils.threads.available_cpus
     from sam2elnet.utils.threads import available_cpus
 
     cores = available_cpus()
@@ -174,8 +176,6 @@ def train_loader(
     ``num_workers`` None picks :func:`auto_workers`.
     """
     if dist_info.enabled:
-        from torch.utils.data.distributed import DistributedSampler
-
         sampler: Any = DistributedSampler(
             train_ds,
             num_replicas=dist_info.world,

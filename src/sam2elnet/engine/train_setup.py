@@ -10,9 +10,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS, TrainConfig
+import numpy as np
+
+from sam2elnet.config import (
+    DEFAULT_IMAGE_SIZE,
+    TRAIN_QUALITY_FIELDS,
+    TRAIN_RUNTIME_FIELDS,
+    TrainConfig,
+)
 from sam2elnet.engine.train_state import load_last
-from sam2elnet.errors import CheckpointError, UserError
+from sam2elnet.errors import CheckpointError, DataError, UserError
+from sam2elnet.model.checkpoint_files import RANDOM_INIT_API, check_weights_exist, weights_files
+from sam2elnet.model.io import check_checkpoint_kind, folder_not_model_file, trained_crop_size
 from sam2elnet.option_checks import same_setting, setting_change
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import remove_stale_temps
@@ -42,10 +51,10 @@ def build_model_for(
     TrainConfig.resolved_trunk_scale). ``init_payload``: the ``--init-model`` file as
     :func:`~sam2elnet.engine.train_data.prepare_data` read it (``TrainData.init_payload``), so
     the file is read once a run; None reads it here."""
+    # the network's modules import transformers: loaded only when a model is built or read
     from sam2elnet.model import ModelConfig, build_model
 
     if cfg.init_model is not None:
-        from sam2elnet.errors import DataError
         from sam2elnet.model import load_model
 
         model, _extra = load_model(cfg.init_model, payload=init_payload)
@@ -135,8 +144,6 @@ def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None
     per image and validation scores each image's centred crop, so most of a whole scene is never
     seen; the line says the share and what to do (:data:`CHIPS_8BIT` when every image read is
     8-bit grey or RGB, else :data:`CHIPS_OTHER`). None for images of crop size (chips)."""
-    import numpy as np
-
     if not images or size <= 0:
         return None
     pick = (
@@ -175,9 +182,6 @@ def resolve_image_size(
     :func:`~sam2elnet.engine.train_data.prepare_data` read it), else
     :data:`~sam2elnet.config.DEFAULT_IMAGE_SIZE` (a model file that records none). Without
     ``--init-model`` the config already holds it (given or the default)."""
-    from sam2elnet.config import DEFAULT_IMAGE_SIZE
-    from sam2elnet.model.io import trained_crop_size
-
     if cfg.init_model is None:
         return cfg, ""
     trained = trained_crop_size((init_payload or {}).get("extra"))
@@ -233,8 +237,6 @@ def resumed_config(
     old, new = saved.model_dump(mode="json"), given.model_dump(mode="json")
 
     # the --weights file as recorded: at another path (another node) the same bytes
-    from sam2elnet.model.checkpoint_files import weights_files
-
     weights = weights_files(old.get("weights"), new.get("weights"), recorded)
 
     def same(key: str) -> bool:
@@ -317,19 +319,15 @@ def check_weights_file(cfg: TrainConfig, random_init: str | None = None) -> None
     Raises:
         CheckpointError: a missing file, or one that cannot be a checkpoint.
     """
-    from sam2elnet.model.checkpoint_files import RANDOM_INIT_API, check_weights_exist
-    from sam2elnet.model.io import check_checkpoint_kind
-
     if cfg.weights and cfg.init_model is None:
         check_weights_exist(cfg.weights, random_init or RANDOM_INIT_API)
         check_checkpoint_kind(cfg.weights)
     if cfg.init_model is not None:
         init = Path(cfg.init_model)
         if init.is_dir():
-            from sam2elnet.model.io import folder_not_model_file
-
             raise CheckpointError(f"--init-model is {folder_not_model_file(init)}", init)
         if not init.is_file():
+            # looked up per call, not at module import: tests replace model.io.read_model_file
             from sam2elnet.model.io import read_model_file
 
             read_model_file(init)  # raises the CheckpointError for a missing file

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from sam2elnet.config import TrainConfig
 from sam2elnet.errors import CheckpointError
@@ -73,7 +74,6 @@ def init_distributed(cfg: TrainConfig, device: torch.device) -> tuple[Dist, torc
     enabled = cfg.distributed if cfg.distributed is not None else world > 1
     if not enabled:
         return Dist(), device
-    import torch.distributed as dist
 
     owns = not dist.is_initialized()
     if owns:

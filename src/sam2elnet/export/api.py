@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.run_model import run_model_path, run_model_version
 from sam2elnet.export.centreline_layer import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
@@ -37,12 +38,14 @@ from sam2elnet.export.run_info import (
     run_folder_notes,
     run_label_files,
 )
+from sam2elnet.export.tile_quality import check_tile_layers
 from sam2elnet.export.vector import write_polygons
 from sam2elnet.export.warp_labels import export_warped
 from sam2elnet.option_checks import option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD, GEOJSON_CRS, LAYER_CRS, PIXEL_COORDS
 from sam2elnet.options import ExportOptions
 from sam2elnet.utils.batch import drop_skip_list_if_nothing_done
+from sam2elnet.utils.paths import check_not_input, check_output
 
 __all__ = ["export_labels"]
 
@@ -111,8 +114,6 @@ def export_labels(
             :class:`~sam2elnet.utils.batch.NothingDoneError`), or with ``warp_to`` a single
             label without georeference (:class:`~sam2elnet.data.warp.NoGeoreferenceError`).
     """
-    from sam2elnet.utils.paths import check_not_input, check_output
-
     check_output(out, "file", "--out")  # a folder there, or a file above it: UserError
     check_ranges({**kwargs, "review_count": review_count, "max_quality": max_quality})
     pick = review_pick(labels, kwargs.get("quality_csv"), review_count, max_quality)
@@ -141,8 +142,6 @@ def export_labels(
         check_not_input(lines, inputs, what=f"--out {out}: its centre-line file {lines}")
     # the model that made the labels, found from the labels given (not a --warp-to copy's
     # folder); its version also names the polygons' model_id unless --model-id gives one
-    from sam2elnet.data.run_model import run_model_path, run_model_version
-
     tags = label_tags(labels)  # each label's tags read once
     version = run_model_version(labels, tags=tags)
     kwargs["model_record"] = (run_model_path(labels, tags=tags), version)
@@ -157,8 +156,6 @@ def export_labels(
         kwargs["quality_table"] = quality_images_kept(kwargs["quality_csv"])
         rated = set(kwargs["quality_table"][0])
     if kind in FORMATS:  # a quality layer made for another scene: refused before any writing
-        from sam2elnet.export.tile_quality import check_tile_layers
-
         check_tile_layers(files, kwargs.get("positive_values"), rated)
     # options of other formats: one note each (OPTION_SCOPE)
     given = {**kwargs, "polygons": polygons, "document_root": document_root}

@@ -19,17 +19,20 @@ a progress bar over its strips (``--no-progress``: one log line when done).
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.georef import crs_name, lonlat_route, metres_per_unit, shapely_coefficients
 from sam2elnet.data.skeleton import strip_rows_for
 from sam2elnet.data.vector_layers import CENTRE_LINES_LAYER
 from sam2elnet.export.centrelines import MIN_LENGTH_PX, SIMPLIFY_PX, finish_lines, skeleton_lines
 from sam2elnet.export.layer_files import layer_columns, layer_frame, shared_attributes
 from sam2elnet.export.line_ends import extend_free_ends
+from sam2elnet.utils.run_warnings import warn_once
 
 __all__ = [
     "LAYER",
@@ -83,8 +86,6 @@ def place_lines(lines: list[Any], transform: Any) -> list[Any]:
     a * x + b * y + c, map y = d * x + e * y + f; rasterio's / affine's). Identity: as given."""
     from shapely.affinity import affine_transform
 
-    from sam2elnet.data.georef import shapely_coefficients
-
     coeffs = shapely_coefficients(transform)
     return [affine_transform(g, coeffs) for g in lines]
 
@@ -110,18 +111,12 @@ def lengths_m(lines: list[Any], crs: Any) -> list[float]:
         return []
     import shapely
 
-    from sam2elnet.data.georef import crs_name, lonlat_route, metres_per_unit
-
     xy, which = shapely.get_coordinates(np.asarray(lines, dtype=object), return_index=True)
     try:
         to_lonlat, geod = lonlat_route(crs)
         lon, lat = to_lonlat(xy[:, 0], xy[:, 1])
         steps = np.asarray(geod.line_lengths(lon, lat), dtype=float)
     except Exception as err:  # noqa: BLE001 - PROJ raises several error types
-        import logging
-
-        from sam2elnet.utils.run_warnings import warn_once
-
         # once per CRS, not once per label of a scene folder
         warn_once(
             logging.getLogger(__name__),

@@ -19,12 +19,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.tiling import overview_alpha, plan_windows
 from sam2elnet.data.validity import dataset_valid
-from sam2elnet.data.writers import write_mask
+from sam2elnet.data.writers import verify_written, write_mask
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
 from sam2elnet.option_checks import option_default
@@ -35,11 +36,8 @@ __all__ = ["iter_chips"]
 
 
 def _write_png(path: Path, arr: np.ndarray) -> None:
-    import cv2
-
     if arr.ndim == 3:
         arr = arr[:, :, ::-1]  # RGB -> BGR for OpenCV
-    from sam2elnet.data.writers import verify_written
 
     with atomic_path(path, verify=verify_written) as tmp:
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(arr)):
@@ -48,6 +46,7 @@ def _write_png(path: Path, arr: np.ndarray) -> None:
 
 def _scaler(src: Any, bands: list[int]) -> Any:
     """uint8 passthrough, else a scene-global percentile stretch to uint8."""
+    # looked up per call, not at module import: tests replace data.tiling.decimated_read
     from sam2elnet.data.tiling import decimated_read
 
     if all(src.dtypes[b - 1] == "uint8" for b in bands):

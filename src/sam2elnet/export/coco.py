@@ -19,6 +19,8 @@ and the JSON is written annotation by annotation (:func:`write_coco`).
 from __future__ import annotations
 
 import datetime as _dt
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ import numpy as np
 from sam2elnet.errors import DataError
 from sam2elnet.export.labels import CocoItem, LabelRaster, find_image
 from sam2elnet.export.regions import label_objects, object_counts, object_crop
+from sam2elnet.utils.atomic import atomic_path, json_text
 
 __all__ = [
     "CocoItem",
@@ -448,11 +451,6 @@ def write_coco(
     Returns:
         (number of images, number of annotations).
     """
-    import shutil
-    import tempfile
-
-    from sam2elnet.utils.atomic import atomic_path, json_text
-
     info, categories = _coco_head(category, model_id)
     images: list[dict[str, Any]] = []
     n_ann = 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sam2elnet.data.gdal_errors import gdal_reason, raster_error_text
-from sam2elnet.data.georef import crs_name
+from sam2elnet.data.georef import crs_name, plain_grid_transform
 from sam2elnet.data.naming import (
     LABEL_SKIP_TAGS,
     LABEL_SUFFIXES,
@@ -174,8 +174,6 @@ class LabelRaster:
         :func:`~sam2elnet.data.georef.plain_grid_transform` of the file's geotransform (x = column,
         y = -row; a geotransform without CRS, e.g. a world file, as it is), and
         :attr:`pixel_area` follows. No effect on a georeferenced label."""
-        from sam2elnet.data.georef import plain_grid_transform
-
         if self.georef:
             return
         t = self.transform = plain_grid_transform(self.ds.transform)

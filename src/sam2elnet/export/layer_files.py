@@ -29,6 +29,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from sam2elnet.data.georef import crs_name
 from sam2elnet.data.vector_layers import LABELS_LAYER
 from sam2elnet.data.vector_names import IMAGE_NAME_ATTRIBUTES, image_name_attributes
@@ -373,7 +375,6 @@ def layer_frame(
         KeyError: a row lacks one of ``columns``.
     """
     import geopandas as gpd
-    import numpy as np
 
     if rows:
         gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=crs)

@@ -40,7 +40,7 @@ from sam2elnet.data.naming import (
     image_files,
     imported_masks,
 )
-from sam2elnet.errors import UserError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.image_lookup import ExportImage
 from sam2elnet.utils.advice import name_sample, plural
 
@@ -216,7 +216,6 @@ def write_masks(
         DataError: an image under ``--images`` whose size is not the one the export gives
             (another image of that name: the wrong folder), naming both sizes.
     """
-    from sam2elnet.errors import DataError
     from sam2elnet.utils.progress import track
 
     written: list[Path] = []

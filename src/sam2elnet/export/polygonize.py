@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.georef import crs_name
 from sam2elnet.errors import UserError
 from sam2elnet.export.labels import LabelRaster
 
@@ -27,8 +28,6 @@ def _units(lab: LabelRaster) -> tuple[str, float]:
     """The unit of ``lab``'s map coordinates in words (``degrees of EPSG:4326``, ``metre of
     EPSG:32633``, ``pixels`` without a CRS) and the size of one pixel in them (the square root
     of the pixel area)."""
-    from sam2elnet.data.georef import crs_name
-
     px = float(lab.pixel_area or 1.0) ** 0.5
     if not lab.georef or lab.crs is None:
         return "pixels (the label has no CRS)", px

@@ -13,11 +13,27 @@ labels' tags as :func:`label_tags` reads them).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
-from sam2elnet.data.run_model import LabelTags
+from sam2elnet.data.run_model import (
+    LabelTags,
+    label_record,
+    read_model_identity,
+    run_dirs,
+    run_model_version,
+    run_summary,
+    summary_model,
+)
+from sam2elnet.data.runfolder import (
+    image_paths_by_stem,
+    kept_by_stem,
+    quality_by_stem,
+    read_quality_table,
+)
 from sam2elnet.errors import DataError
+from sam2elnet.utils.advice import plural
 
 __all__ = [
     "DEFAULT_CATEGORY",
@@ -82,13 +98,6 @@ def quality_images_kept(
     Raises:
         DataError: as :func:`quality_and_images`.
     """
-    from sam2elnet.data.runfolder import (
-        image_paths_by_stem,
-        kept_by_stem,
-        quality_by_stem,
-        read_quality_table,
-    )
-
     recs = read_quality_table(path)
     return quality_by_stem(recs), image_paths_by_stem(recs), kept_by_stem(recs)
 
@@ -100,9 +109,6 @@ def label_tags(labels: str | Path) -> LabelTags:
     (:func:`sam2elnet.data.run_model.label_record`); None when they carry none or differ. Read
     on the first call, once (the ``tags`` of :func:`~sam2elnet.data.run_model.run_model_version`,
     :func:`~sam2elnet.data.run_model.run_model_path` and :func:`default_category`)."""
-    import functools
-
-    from sam2elnet.data.run_model import label_record
 
     @functools.cache
     def read() -> dict[str, str] | None:
@@ -121,7 +127,6 @@ def labels_model_version(labels: str | Path, model_id: str | None = None) -> str
     """``model_id``, else the version of the model that made ``labels``
     (:func:`sam2elnet.data.run_model.run_model_version`), else
     :data:`~sam2elnet.option_values.MODEL_ID_DEFAULT` (Label Studio predictions need one)."""
-    from sam2elnet.data.run_model import run_model_version
     from sam2elnet.option_values import MODEL_ID_DEFAULT
 
     return model_id or run_model_version(labels, label_tags(labels)) or MODEL_ID_DEFAULT
@@ -154,7 +159,6 @@ def default_category(labels: str | Path, tags: LabelTags | None = None) -> tuple
     ``dataset.json`` ``task`` next to the labels; else :data:`DEFAULT_CATEGORY`.
     """
     from sam2elnet.data.domain import category_name
-    from sam2elnet.data.run_model import read_model_identity, run_dirs, run_summary, summary_model
 
     found = run_summary(labels)
     if found is not None:
@@ -193,7 +197,6 @@ def run_folder_notes(labels: Path, files: list[Path]) -> list[str]:
     ``files``, the labels exported (after the unreadable ones were skipped), counted."""
     if not labels.is_dir() or not any(f.parent == labels / "rejected" for f in files):
         return []
-    from sam2elnet.utils.advice import plural
 
     n_rej = sum(f.parent == labels / "rejected" for f in files)
     return [

@@ -32,10 +32,11 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sam2elnet.errors import UserError
+from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import name_sample, plural
 
 __all__ = [
@@ -219,7 +220,6 @@ def plan_train_set(
     """
     from sam2elnet.data.masks import image_like_label
     from sam2elnet.data.runfolder import RUN_MASK_FOLDERS
-    from sam2elnet.errors import DataError
     from sam2elnet.export.labels import find_labels
 
     lp = Path(labels)
@@ -361,7 +361,6 @@ def _images_for(
 
 def _has_labels(folder: Path) -> bool:
     """Whether ``folder`` holds a label raster (:func:`~sam2elnet.export.labels.find_labels`)."""
-    from sam2elnet.errors import DataError
     from sam2elnet.export.labels import find_labels
 
     try:
@@ -449,7 +448,6 @@ def _swap_in(tmp: Path, folder: Path) -> None:
     os.replace(tmp, folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    import time
 
     now = time.time()
     for left in folder.parent.glob(f"{_TMP}*"):  # left by a build that was killed

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import list_images
 from sam2elnet.data.vector_names import (
     feature_images,
     feature_stems,
@@ -51,7 +52,7 @@ from sam2elnet.export.import_layers import (
 )
 from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.mask_folder import CommitCheck, MaskFolder, mask_grid, removed_note
-from sam2elnet.export.review_set import ReviewCheck
+from sam2elnet.export.review_set import ReviewCheck, layer_record, read_review_set, record_layer
 from sam2elnet.option_values import DEFAULT_LINE_WIDTH_UNIT, LineWidthUnit
 from sam2elnet.utils.advice import name_sample, plural
 
@@ -160,10 +161,8 @@ def import_vector(
             can be placed (no CRS and no feature naming an image of ``images``, with several
             images: :func:`unnamed_unplaced`), or no mask written.
     """
-    from sam2elnet.data.naming import list_images
     from sam2elnet.data.vector import read_vector
     from sam2elnet.data.vector_layers import LABELS_LAYER
-    from sam2elnet.export.review_set import layer_record, read_review_set, record_layer
 
     p = Path(path)
     layers = (layer,) if isinstance(layer, str) else tuple(layer) if layer else None
@@ -329,7 +328,6 @@ def _burn(
     that its image is missing)."""
     from sam2elnet.data.vector import VectorLabels
     from sam2elnet.data.vector_kinds import NO_WIDTH_KINDS
-    from sam2elnet.export.review_set import layer_record
     from sam2elnet.utils.progress import track
 
     stems, _ = feature_stems(gdf)

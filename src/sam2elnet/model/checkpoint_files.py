@@ -12,7 +12,9 @@ Building the trunk and loading these weights into it strictly is :mod:`sam2elnet
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import pickletools
 import re
 import struct
 import warnings
@@ -62,8 +64,6 @@ def _pickle_calls_code(path: Path) -> str | None:
     Scans the opcodes with :mod:`pickletools` (nothing is executed). None also when the stream
     is not a complete pickle (then the file is damaged, not malicious).
     """
-    import pickletools
-
     try:
         data = path.read_bytes()
         found = None
@@ -323,8 +323,6 @@ def weights_digest(weights: str | Path | None) -> str | None:
     ``"none"``) or a path that is not on this machine or cannot be read. Computed once per
     process for an unchanged file (~1 s per GB). Recorded by the runs with the file's path
     (:func:`weights_record`)."""
-    import hashlib
-
     from sam2elnet.data.run_model import file_sha256
 
     if not weights or str(weights) == "none":

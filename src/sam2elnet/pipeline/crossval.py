@@ -52,6 +52,7 @@ from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.engine.road_buffer import image_buffers_px
 from sam2elnet.errors import DataError
 from sam2elnet.model.checkpoint_files import weights_record
+from sam2elnet.model.quality_learning import NOT_FITTED
 from sam2elnet.pipeline.crossval_config import CV_PARTS, CVConfig, check_rerun
 from sam2elnet.pipeline.crossval_fold import check_trained_folds, fold_config, run_fold
 from sam2elnet.pipeline.crossval_plan import plan_folds, select_folds
@@ -257,8 +258,6 @@ def unfitted_lines(folds: list[dict[str, Any]]) -> list[str]:
     fitted in 2 of 2 folds (fold-1, fold-2): only 12 labelled samples (need >= 16); ...``.
     ``folds``: the folds' ``result.json`` records (``quality_unfitted``); folds trained with
     ``--no-quality`` are left out (asked for, and cv.md says why their Spearman is empty)."""
-    from sam2elnet.model.quality_learning import NOT_FITTED
-
     by_why: dict[str, list[str]] = {}
     for f in folds:
         why = f.get("quality_unfitted")

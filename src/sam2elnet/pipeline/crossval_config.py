@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS
+from sam2elnet.config import TRAIN_QUALITY_FIELDS, TRAIN_RUNTIME_FIELDS, TrainConfig
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import check_options, option_change, same_setting
 from sam2elnet.option_values import (
@@ -123,8 +123,6 @@ class CVConfig(BaseModel):
         Raises:
             UserError: an option out of range, naming the flag.
         """
-        from sam2elnet.config import TrainConfig
-
         check_options(type(self), **self.model_dump())
         if self.max_folds and self.only_folds:
             raise UserError("give --fold or --max-folds, not both")
@@ -153,7 +151,6 @@ def _train_settings(cfg: CVConfig, train: dict[str, Any], seed: Any) -> dict[str
     TrainConfig field that changes a fold's result, defaults filled in (a default given
     explicitly and one left out are one setting); None when they no longer validate (a record
     of an older version)."""
-    from sam2elnet.config import TrainConfig
     from sam2elnet.pipeline.crossval_reuse import fold_settings
 
     values = {"seed": seed, **train, "data": cfg.data, "out": Path(cfg.out) / "folds"}

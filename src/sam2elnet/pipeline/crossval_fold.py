@@ -9,6 +9,7 @@ layout), its training run ``run/`` (:func:`fold_config`: the run's options, seed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import QUALITY_CSV
 from sam2elnet.model.quality_learning import NOT_FITTED
 from sam2elnet.pipeline.crossval_config import CVConfig
@@ -89,11 +91,8 @@ def _evaluate_model(
     clipped flat by the model's scaling) is scored as it is, like any other: one warning names
     the fold and test set, and the scores' ``unusable`` says what happened (the cv report lists
     it); ``elnet annotate`` would stop with ``nothing usable produced`` instead."""
-    import contextlib
-
     from sam2elnet.engine.infer import annotate_folder
     from sam2elnet.engine.predictor import UNFITTED_EVALUATOR
-    from sam2elnet.utils.run_warnings import hidden
 
     with hidden(UNFITTED_EVALUATOR) if warned else contextlib.nullcontext():
         res = annotate_folder(
@@ -141,8 +140,6 @@ def _with_quality_why(record: dict[str, Any], model: FoldModel) -> dict[str, Any
 def fold_config(cfg: CVConfig, root: Path, domain: str) -> Any:
     """The TrainConfig of the fold in ``root``: the run's training options, its seed, the
     domain decided once for every fold (so an auto trunk scale is resolved here)."""
-    from sam2elnet.config import TrainConfig
-
     return TrainConfig.model_validate(
         {
             "seed": cfg.seed,

@@ -14,9 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.option_values import trunk_scale_words
 from sam2elnet.pipeline.crossval_score import buffer_of, buffer_words
 from sam2elnet.pipeline.glossary import road_buffer_words
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.atomic import atomic_path
 
 __all__ = [
     "GAPS",
@@ -99,8 +101,6 @@ _TITLES = {
 def _trunk(scale: Any) -> str:
     """cv.json's ``trunk_scale`` in words: one scale (``trunk at half resolution (2)``), else
     as recorded (``mixed: fold-1 1, fold-2 2``, ``not recorded``)."""
-    from sam2elnet.option_values import trunk_scale_words
-
     return (
         trunk_scale_words(scale) if isinstance(scale, int) else f"trunk {scale or 'not recorded'}"
     )
@@ -304,7 +304,6 @@ def groups_montage(
     import cv2
 
     from sam2elnet.data.images import read_image
-    from sam2elnet.utils.atomic import atomic_path
 
     side, n = 96, 8
     rows = []

@@ -14,11 +14,12 @@ trunk scale it was trained with (:func:`fold_trained_with`, read from its model 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.errors import UserError
+from sam2elnet.errors import CheckpointError, UserError
 from sam2elnet.utils.atomic import write_json_atomic
 
 __all__ = [
@@ -174,8 +175,6 @@ def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str]
             versions): a trained fold is never deleted; the options are named with their
             saved values.
     """
-    import shutil
-
     stale = _stale(root, want)
     _refuse(stale, root, name)
     if stale is not None:
@@ -194,7 +193,6 @@ def check_reuse(root: Path, want: dict[str, Any], name: str, say: Callable[[str]
 def _model_payload(model: Path) -> dict[str, Any]:
     """A fold's model file as stored (``config``, ``extra``...), read without building the
     network; ``{}`` when the file is missing or unreadable."""
-    from sam2elnet.errors import CheckpointError
     from sam2elnet.model.io import read_model_file
 
     try:
@@ -247,7 +245,6 @@ def fold_trained_with(result: dict[str, Any], model: FoldModel) -> dict[str, Any
     """
     if all(result.get(k) for k in TRAINED_WITH):
         return {k: result[k] for k in TRAINED_WITH}
-    from sam2elnet.errors import CheckpointError
     from sam2elnet.model.io import model_config_of
 
     payload = model.payload

@@ -20,7 +20,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.runfolder import REPORT_HTML
+from sam2elnet.data.runfolder import REPORT_HTML, remove_stale_report
 from sam2elnet.engine.metrics import ROAD_KEYS
 from sam2elnet.engine.road_buffer import buffer_said
 from sam2elnet.errors import UserError
@@ -219,8 +219,6 @@ def rescore_changed(
     predictions scored again (:func:`rescore_fold`; ``write_tests`` makes the test folders),
     one line said. None when the buffer is the same, or when a prediction folder is missing
     (then its ``result.json`` is removed: the fold is predicted again)."""
-    from sam2elnet.data.runfolder import remove_stale_report
-
     was = buffer_of(scored_buffer(old, root, tests), old.get("road_buffer_m"))
     now = buffer_of(cfg.road_buffer, cfg.road_buffer_m)
     if was == now:

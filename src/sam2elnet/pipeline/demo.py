@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.errors import DataError
 from sam2elnet.option_values import ModelSize
+from sam2elnet.utils.atomic import write_text_atomic
 
 
 class DemoConfig(BaseModel):
@@ -261,7 +262,6 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         results.setdefault("notes", []).insert(0, f"SAM2-ELNet: Hiera-{size} ({why}).")
     report = _demo_report(ecfg, results, out)
     md = out / "results.md"
-    from sam2elnet.utils.atomic import write_text_atomic
 
     write_text_atomic(md, (ecfg.out / "results.md").read_text(encoding="utf-8"))
     return {

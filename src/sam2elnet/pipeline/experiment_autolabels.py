@@ -6,6 +6,7 @@ Cached stages; part of :mod:`sam2elnet.pipeline.experiment`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.runfolder import remove_stale_report
+from sam2elnet.engine.metrics import RoadCounts, quality_stats
 from sam2elnet.pipeline.experiment_config import BOOTSTRAP_SEED, ExperimentConfig
 from sam2elnet.pipeline.experiment_engine import (
     annotate_images,
@@ -31,6 +33,7 @@ from sam2elnet.pipeline.experiment_scores import (
 from sam2elnet.pipeline.experiment_split import Split, write_subset
 from sam2elnet.pipeline.experiment_stages import Stages, file_stat, json_safe, sha
 from sam2elnet.pipeline.experiment_stats import add_intervals, group_of
+from sam2elnet.utils.atomic import write_json_atomic
 
 
 def filter_labels(
@@ -105,8 +108,6 @@ def _filtered(
     ``annotate`` summary less ``labels`` / ``quality``. ``predictor`` gives SAM2-ELNet's
     predictor, asked for only when the threshold rule needs its evaluator (not with
     ``--min-quality``); nothing is predicted."""
-    from sam2elnet.engine.metrics import quality_stats
-
     kept, decision = filter_labels(
         quality, *quality_threshold(cfg, None if cfg.min_quality is not None else predictor())
     )
@@ -148,10 +149,6 @@ def record_filter_options(stages: Stages, old_identity: dict[str, Any]) -> None:
     """Give an ``annotate`` marker made before the filter options were recorded in it the options
     of the run that made it (``old_identity``: the ``experiment.json`` it ran under), before
     this run records its own options there."""
-    import json
-
-    from sam2elnet.utils.atomic import write_json_atomic
-
     m = stages.marker("annotate")
     try:
         rec = json.loads(m.read_text(encoding="utf-8"))
@@ -244,7 +241,6 @@ def elnet_test_stage(
 
     def _elnet_test() -> dict:
         from sam2elnet.engine.downstream_score import scores_from_counts
-        from sam2elnet.engine.metrics import RoadCounts
 
         write_subset(test_root, split, split.test, None, with_masks=False)
         res = annotate_images(

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.errors import DataError
+from sam2elnet.option_checks import option_default
+from sam2elnet.option_values import trunk_scale_words
 from sam2elnet.pipeline.experiment_config import (
     RANDOM_INIT_EXPERIMENT_API,
     UNFITTED_MIN_QUALITY,
@@ -134,8 +136,6 @@ def built_trunk_scale(model: str | Path) -> int:
 def elnet_trunk(cfg: ExperimentConfig, model: str) -> dict[str, Any]:
     """The trunk scale SAM2-ELNet's network was built with (:func:`built_trunk_scale`) and a
     sentence for the report: ``{"trunk_scale", "trunk_note"}``."""
-    from sam2elnet.option_values import trunk_scale_words
-
     scale = built_trunk_scale(model)
     given = cfg.trunk_scale if cfg.trunk_scale is not None else "auto"
     return {
@@ -239,7 +239,6 @@ def quality_threshold(cfg: ExperimentConfig, pred: Any) -> tuple[float, str]:
                 f"its scores are capped at {pred.evaluator.prior:.2f})"
             )
         from sam2elnet.config import QualityConfig
-        from sam2elnet.option_checks import option_default
 
         target = option_default(QualityConfig, "default_target_precision")
     thr, info = pred.choose_threshold(None, target)

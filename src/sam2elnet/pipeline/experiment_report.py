@@ -16,6 +16,7 @@ import numpy as np
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.pipeline.experiment_config import ExperimentConfig, table2_downstream
 from sam2elnet.pipeline.experiment_split import Split
+from sam2elnet.utils.atomic import atomic_path
 
 
 def plot_curves(r: dict[str, Any], path: Path) -> None:
@@ -24,8 +25,6 @@ def plot_curves(r: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sam2elnet.utils.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for row in r["table1"] + r["table2"]:
@@ -53,8 +52,6 @@ def plot_results(r: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sam2elnet.utils.atomic import atomic_path
 
     table2 = r["table2"] if table2_downstream(r) else []  # label scores only: no test IoU to plot
     rows = [row for row in r["table1"] + table2]

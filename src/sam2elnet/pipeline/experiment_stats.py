@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.engine.metrics import ROAD_KEYS
+from sam2elnet.engine.metrics import ROAD_KEYS, bootstrap_iou_interval, bootstrap_ratio_interval
+from sam2elnet.option_values import ROAD_BUFFER_PX
 from sam2elnet.pipeline.experiment_config import (
     BOOTSTRAP_SEED,
     CONVERGED_GAIN,
@@ -44,8 +45,6 @@ def _set_ci(d: dict[str, Any], counts: Any, seed: int) -> None:
     """``d["iou_ci"]`` = the bootstrap 95 % interval of ``counts`` ([low, high], None for fewer than
     2 images or when undefined) and ``d["iou_ci_left_out"]`` = resamples without foreground left
     out of it, only when there were any (:mod:`sam2elnet.engine.metrics.bootstrap`)."""
-    from sam2elnet.engine.metrics import bootstrap_iou_interval
-
     iv = None if counts is None or len(counts) < 2 else bootstrap_iou_interval(counts, seed=seed)
     d["iou_ci"] = [iv.low, iv.high] if iv is not None and iv.defined else None
     if iv is not None and iv.left_out:
@@ -157,7 +156,6 @@ def road_note(results: Mapping[str, Any]) -> str:
     without them: the default :data:`~sam2elnet.option_values.ROAD_BUFFER_PX`. It said "within
     3 px" for every run, also for one made with ``--road-buffer 5``."""
     from sam2elnet.engine.road_buffer import buffer_said
-    from sam2elnet.option_values import ROAD_BUFFER_PX
 
     s = results.get("settings") or {}
     m = s.get("road_buffer_m")
@@ -261,8 +259,6 @@ def verdict_lines(
     IoU still rose over its last learning-curve interval (:func:`convergence`) is named: the
     ratio is then one at equal updates, not at convergence.
     """
-    from sam2elnet.engine.metrics import bootstrap_ratio_interval
-
     rows = {r["setting"]: r for r in table1}
     flags = {k: v for k, v in (degenerate or {}).items() if v}
     a = rows.get("full")

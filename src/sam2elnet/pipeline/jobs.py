@@ -21,7 +21,7 @@ from sam2elnet.engine import infer
 from sam2elnet.engine.folder_job import FinishHook, FolderResult
 from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.errors import UserError
-from sam2elnet.option_checks import option_default
+from sam2elnet.option_checks import check_options, option_default
 from sam2elnet.options import FolderJobOptions
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,6 @@ def ray_backend(
             of range, Ray not installed, an unreachable ``address``
             (:func:`~sam2elnet.engine.distributed.check_address`).
     """
-    from sam2elnet.option_checks import check_options
-
     opts = check_options(FolderJobOptions, backend=backend, workers=workers)
     if opts.backend == "local":
         if address:

@@ -22,6 +22,8 @@ settings behave alike at 64 and 512 px.
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +33,17 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from sam2elnet.data.runfolder import SKIPPED_CSV
+from sam2elnet.data.naming import (
+    GEO_SUFFIXES,
+    drop_paired_images,
+    image_files,
+    list_images,
+    mask_key,
+)
+from sam2elnet.data.runfolder import SKIPPED_CSV, read_csv_rows, write_csv_table
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.atomic import remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +273,6 @@ class RefineResult:
 
 def _coarse_index(folder: Path) -> dict[str, Path]:
     """Coarse label files of ``folder`` by pairing key (images next to masks are left out)."""
-    from sam2elnet.data.naming import drop_paired_images, image_files, mask_key
-
     if not folder.is_dir():
         raise UserError("coarse label folder does not exist; check --coarse", folder)
     out: dict[str, Path] = {}
@@ -277,7 +285,6 @@ def _coarse_index(folder: Path) -> dict[str, Path]:
 
 def _done_rows(out: Path) -> dict[str, dict[str, Any]]:
     """Rows of an earlier run's refine.csv whose label file exists and decodes (for --resume)."""
-    from sam2elnet.data.runfolder import read_csv_rows
     from sam2elnet.data.writers import verify_written
 
     path = out / REFINE_CSV
@@ -373,16 +380,11 @@ def refine_folder(
         DataError: nothing could be refined (the reasons summarised; no image has a coarse
             label is one too, before any image is read).
     """
-    import time
-
     from sam2elnet.data.images import read_image
     from sam2elnet.data.modality import MODALITIES, folder_modality
-    from sam2elnet.data.naming import GEO_SUFFIXES, list_images, mask_key
-    from sam2elnet.data.runfolder import write_csv_table
     from sam2elnet.data.writers import write_mask
     from sam2elnet.engine.change_maps import change_stats
     from sam2elnet.engine.downstream_data import load_pair
-    from sam2elnet.utils.atomic import remove_stale_temps
     from sam2elnet.utils.batch import SkipLog, unlabelled_skips
     from sam2elnet.utils.lock import output_lock
     from sam2elnet.utils.progress import line, track
@@ -459,8 +461,6 @@ def refine_folder(
         res.skipped = skips.rows()
         if not res.rows:
             if created:  # first: the list is written only into a folder that stays
-                import shutil
-
                 shutil.rmtree(out, ignore_errors=True)
             raise skips.nothing_done(n_all, Path(images), csv=out / SKIPPED_CSV)
         write_csv_table(out / REFINE_CSV, res.rows, _FIELDS)

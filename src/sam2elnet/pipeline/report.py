@@ -33,15 +33,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.data.runfolder import EVALUATION_TITLE, REPORT_HTML
+from sam2elnet.data.naming import IMAGE_TAGS, MASK_SUFFIXES, mask_key
+from sam2elnet.data.runfolder import (
+    EVALUATION_TITLE,
+    QUALITY_CSV,
+    REPORT_HTML,
+    SKIPPED_CSV,
+    parse_bool,
+    read_csv_rows,
+    read_quality_table,
+    read_summary,
+)
+from sam2elnet.errors import UserError
 from sam2elnet.option_checks import option_default
 from sam2elnet.options import EvaluateOptions
+from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER, road_buffer_options_words
 from sam2elnet.pipeline.report_figures import COLORS, display_rgb, overlay_rgb
 from sam2elnet.pipeline.report_items import ReportItem, evaluation_items
 from sam2elnet.pipeline.report_page import render_report
 from sam2elnet.pipeline.report_rows import object_counts
 from sam2elnet.pipeline.report_tables import as_float
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.atomic import write_text_atomic
 
 __all__ = [
     "ReportItem",
@@ -103,8 +116,6 @@ def write_report(path: str | Path, items: Sequence[ReportItem], **kwargs: Any) -
         DataError: a vector coarse label file (``coarse_layer`` / an item's vector ``coarse``)
             that cannot be read or lacks the layer.
     """
-    from sam2elnet.utils.atomic import write_text_atomic
-
     page = Path(path)
     return write_text_atomic(page, render_report(items, page_dir=page.parent, **kwargs))
 
@@ -195,10 +206,6 @@ def write_run_report(
         DataError: ``quality.csv`` / ``skipped.csv`` cannot be read or lacks its name and score
             columns; what :func:`write_report` raises.
     """
-    from sam2elnet.data.naming import IMAGE_TAGS, MASK_SUFFIXES, mask_key
-    from sam2elnet.data.runfolder import QUALITY_CSV, parse_bool, read_quality_table, read_summary
-    from sam2elnet.errors import UserError
-
     run = Path(run_dir)
     qpath = Path(quality_csv) if quality_csv is not None else run / QUALITY_CSV
     if rows is None:
@@ -280,8 +287,6 @@ def _run_skipped_table(run: Path, n_done: int) -> tuple[dict[str, Any], list[str
     """The images an annotate / enhance run skipped (``run/skipped.csv``: corrupt, all nodata,
     another band count ...), for its report: ``_skipped_table``'s ``skipped images`` table and
     warning line; nothing when none was skipped."""
-    from sam2elnet.data.runfolder import SKIPPED_CSV, read_csv_rows
-
     path = run / SKIPPED_CSV
     if not path.is_file():
         return {}, []
@@ -293,8 +298,6 @@ def _run_skipped_table(run: Path, n_done: int) -> tuple[dict[str, Any], list[str
 
 def _run_summary(quality_csv: str | Path | None) -> dict[str, Any] | None:
     """The summary.json next to an annotate/enhance quality table, if any."""
-    from sam2elnet.data.runfolder import read_summary
-
     return read_summary(Path(quality_csv).parent) if quality_csv else None
 
 
@@ -349,8 +352,6 @@ def write_evaluation_report(
     notes = [f"predictions: {result.pred_dir}", f"ground truth: {result.truth_dir}"]
     o = result.options
     if o.get("roads") and (o.get("road_buffer_px") or o.get("road_buffer_px_range")) is not None:
-        from sam2elnet.pipeline.glossary import road_buffer_options_words
-
         notes.append(road_buffer_options_words(o))
     if comparison is not None:
         notes.append(f"baseline: {result.options.get('baseline_dir')}")
@@ -397,7 +398,6 @@ def _aggregate_tables(aggregate: Mapping[str, Any], prefix: str = "") -> dict[st
     :data:`~sam2elnet.pipeline.glossary.ROAD_TABLE_HEADER`), the last two only when present;
     ``total_*`` counts left out."""
     from sam2elnet.engine.eval_result import IMAGE_MEAN_PREFIX
-    from sam2elnet.pipeline.glossary import ROAD_TABLE_HEADER
 
     agg = {k: v for k, v in aggregate.items() if not k.startswith("total_")}
     road = {k: agg.pop(k) for k in [k for k in agg if k.startswith("road_")]}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.runfolder import REPORT_HTML
+from sam2elnet.errors import UserError
 from sam2elnet.option_values import road_buffer_units
 
 __all__ = ["fold_iou_plot", "write_cv_report", "write_fold_reports"]
@@ -146,7 +147,6 @@ def write_cv_report(
     Raises:
         UserError: no ``cv.json`` in ``out`` (and ``report`` not given).
     """
-    from sam2elnet.errors import UserError
     from sam2elnet.pipeline.crossval_report import GAPS, chosen_by, pm
     from sam2elnet.pipeline.report import evaluation_items, write_report
 

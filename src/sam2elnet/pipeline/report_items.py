@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet.data.naming import IMAGE_TAGS, image_files, mask_key
 from sam2elnet.data.vector_shared import SharedVector
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline.report_map import Footprint
@@ -211,8 +212,6 @@ def counted_pixels(
 
 def _image_index(images: str | Path | None) -> dict[str, Path]:
     """Images of a folder keyed like the masks; ``<id>_sat.*`` wins over a mask stored beside it."""
-    from sam2elnet.data.naming import IMAGE_TAGS, image_files, mask_key
-
     found: dict[str, Path] = {}
     for f in image_files(Path(images)) if images is not None else []:
         k = mask_key(f.name)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from sam2elnet import __version__
 from sam2elnet.pipeline import report_figures as figs
 from sam2elnet.pipeline import report_plots as charts
 from sam2elnet.pipeline.glossary import GLOSSARY
@@ -290,7 +291,6 @@ def render_report(
         key=lambda g: g["label"].lower(),
     )
     note_list = [notes] if isinstance(notes, str) else list(notes or [])
-    from sam2elnet import __version__
 
     ctx = {
         "title": title,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -86,8 +87,6 @@ def file_link(p: str | Path, page_dir: str | Path | None = None) -> str:
     Returns:
         The link; ``p`` unchanged when it has no absolute form (cannot happen on POSIX).
     """
-    from urllib.parse import quote
-
     if page_dir is not None:
         # the paths as given first (a link inside the folder keeps pointing there), then with
         # symbolic links resolved (a folder reached through a link)

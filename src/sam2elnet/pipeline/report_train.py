@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.runfolder import REPORT_HTML
+from sam2elnet.errors import UserError
 
 __all__ = [
     "DEFAULT_REPORT_IMAGES",
@@ -74,7 +75,6 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
         UserError: the file is missing or has no rows.
     """
     from sam2elnet.engine.train_metrics import VAL_SCALE
-    from sam2elnet.errors import UserError
 
     p = Path(path)
     if not p.is_file():
@@ -299,7 +299,6 @@ def write_train_report(
     """
     from sam2elnet.engine.predictor import UNFITTED_EVALUATOR, Predictor
     from sam2elnet.engine.train_metrics import VAL_SCALE
-    from sam2elnet.errors import UserError
     from sam2elnet.pipeline.report import write_report
     from sam2elnet.utils.run_warnings import hidden
 

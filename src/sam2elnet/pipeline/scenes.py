@@ -11,20 +11,29 @@ parts together (:class:`~sam2elnet.engine.predictor.Predictor`,
 
 from __future__ import annotations
 
+import functools
 import math
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sam2elnet.data.naming import PROB_SUFFIX, TILES_SUFFIX, scene_companion
-from sam2elnet.data.run_model import BUILTIN_PREFIX
+from sam2elnet.data.run_model import BUILTIN_PREFIX, record_model_identity
+from sam2elnet.data.runfolder import SCENE_MANIFEST, SKIPPED_CSV
+from sam2elnet.data.vector_shared import warn_no_width
 from sam2elnet.engine.executors import SmoothingPredictor
 from sam2elnet.engine.predictor import Predictor, QualityScoringPredictor
 from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.engine.scene import SceneResult, predict_scene
 from sam2elnet.engine.scene_checks import check_scene_paths
-from sam2elnet.engine.scene_inputs import open_scene, precheck_scene
+from sam2elnet.engine.scene_inputs import (
+    coarse_options,
+    open_scene,
+    precheck_coarse,
+    precheck_scene,
+)
 from sam2elnet.engine.window_size import WindowSize, resolve_tile
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.option_checks import option_default
@@ -38,7 +47,9 @@ from sam2elnet.pipeline.scene_files import (
     shared_coarse,
 )
 from sam2elnet.utils.advice import plural
-from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.atomic import remove_stale_temps
+from sam2elnet.utils.batch import SkipLog, short_reason
+from sam2elnet.utils.run_warnings import RunWarnings, repeated_notes
 
 __all__ = [
     "BUILTIN_PREFIX",
@@ -94,15 +105,11 @@ class SceneBatchResult:
         if not self.failed or self.done or self.skipped:
             return None
         if discard:
-            import shutil
-
             shutil.rmtree(self.manifest.parent, ignore_errors=True)
         return self.skip_log().nothing_done(len(self.failed), where, csv=self.skipped_csv)
 
     def notes(self) -> list[str]:
         """One closing line per kind of warning that several scenes gave (each shown once)."""
-        from sam2elnet.utils.run_warnings import repeated_notes
-
         return repeated_notes(self.warnings, "scene")
 
 
@@ -152,7 +159,6 @@ def predict_scenes(
 
     out = Path(out_dir)
     scenes = list_scenes(inputs)
-    from sam2elnet.utils.run_warnings import RunWarnings
 
     with output_lock(out), RunWarnings("scene") as warned:  # one job per output folder
         res = _predict_scenes(
@@ -176,10 +182,6 @@ def _predict_scenes(
     model_id: dict[str, str] | None,
     scene_kwargs: dict[str, Any],
 ) -> SceneBatchResult:
-    from sam2elnet.data.run_model import record_model_identity
-    from sam2elnet.data.runfolder import SCENE_MANIFEST, SKIPPED_CSV
-    from sam2elnet.utils.atomic import remove_stale_temps
-    from sam2elnet.utils.batch import short_reason
     from sam2elnet.utils.manifest import Manifest
 
     if resume:
@@ -410,8 +412,6 @@ def scene_job(
         CheckpointError: ``model`` is missing, damaged or not a sam2elnet model file.
         LockedError: another job is writing into ``out`` (a folder of scenes).
     """
-    import functools
-
     if backend not in ("local", "ray"):
         raise UserError(f"unknown backend {backend!r}; use local or ray")
     src, dst = Path(image), Path(out)
@@ -429,9 +429,7 @@ def scene_job(
         # and Ray starts; a folder's scenes are checked as each runs (skipped, the batch goes on)
         shape = precheck_scene(src, scene_kwargs.get("bands"))
     from sam2elnet.data.label_tags import label_tags
-    from sam2elnet.data.vector_shared import warn_no_width
     from sam2elnet.engine.folder_inputs import check_resume_model
-    from sam2elnet.engine.scene_inputs import coarse_options, precheck_coarse
 
     # the model's identity (a file's bytes, or builtin:smoothing by name), before the model
     # loads; a folder records it (model_id.json), and --resume into it with another model or

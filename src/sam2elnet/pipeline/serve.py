@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -287,8 +288,6 @@ class MLBackend:
     def _train(self, job: dict[str, Any]) -> None:
         """Run ``job`` (:func:`~sam2elnet.pipeline.serve_training.fine_tune`) and serve its model;
         a failure is recorded in the job (``/health``) and the old model keeps serving."""
-        import time
-
         from sam2elnet.pipeline.serve_training import fine_tune
 
         t0 = time.monotonic()

@@ -13,6 +13,7 @@ train on it.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from sam2elnet.data.naming import LABEL_SUFFIXES
 from sam2elnet.errors import DataError
 from sam2elnet.export.labelstudio_import import result_mask
+from sam2elnet.export.mask_folder import mask_grid
 from sam2elnet.pipeline.serve_protocol import BadRequest
 
 log = logging.getLogger(__name__)
@@ -81,10 +83,7 @@ def store_review(
     Raises:
         BadRequest: a result region that is not a Label Studio brush or polygon region.
     """
-    import shutil
-
     from sam2elnet.data.writers import write_mask
-    from sam2elnet.export.mask_folder import mask_grid
 
     if annotation.get("was_cancelled"):
         return 0

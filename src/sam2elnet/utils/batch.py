@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sam2elnet.errors import DataError
-from sam2elnet.utils.advice import plural
+from sam2elnet.utils.advice import name_sample, plural
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,6 @@ class SkipLog:
         more images for the reason given above (has no georeference ...): d.png, e.png, f.png
         (+44); all listed in out/skipped.csv``. Called by :meth:`write_csv` and
         :meth:`nothing_done`; a batch without a list of its own calls it at its end."""
-        from sam2elnet.utils.advice import name_sample
-
         for key, items in self.held.items():
             more = plural(len(items), f"more {self.what}")
             names = name_sample([Path(i).name for i in items], 3)
@@ -293,8 +291,6 @@ def unlabelled_skips(
     that names them instead, ``2 of 4 images have no coarse label in coarse/ and were skipped
     (--skip-missing): c.png, s02.png`` (the first five names, then ``(+N)``; None when none is
     missing). ``n_total``: the images of the run, with and without a label."""
-    from sam2elnet.utils.advice import name_sample
-
     for f in missing:
         skips.add(f, f"no coarse label in {where}", warn=False)
     if not missing:
