@@ -21,7 +21,7 @@ import torch
 from helpers_data import trained_run, write_tif
 
 from sam2elnet.cli import main
-from sam2elnet.utils import atomic
+from sam2elnet.utils import paths
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
@@ -302,7 +302,7 @@ def test_bad_input_is_one_clean_error(
 ) -> None:
     name, build = case
     argv = [str(a).replace(M, str(env.model)) for a in build(env)]
-    real_create = atomic.create_new_file
+    real_create = paths.create_new_file
     ro = str(env.root / "ro")
 
     def create_new(path: Path) -> None:
@@ -311,7 +311,7 @@ def test_bad_input_is_one_clean_error(
             raise PermissionError(13, "Permission denied", d)
         real_create(path)
 
-    monkeypatch.setattr(atomic, "create_new_file", create_new)
+    monkeypatch.setattr(paths, "create_new_file", create_new)
     before = _snapshot(env.root)
     capfd.readouterr()
     rc = main(argv)

@@ -53,12 +53,12 @@ def test_interrupt_during_the_output_check_leaves_no_probe(tmp_path, monkeypatch
 
 
 def test_a_folder_that_takes_no_file_fails_before_the_body(tmp_path, monkeypatch):
-    from sam2elnet.utils import atomic
+    from sam2elnet.utils import paths
 
     def refuse(path: Path) -> None:
         raise PermissionError(13, "Permission denied", str(path.parent))
 
-    monkeypatch.setattr(atomic, "create_new_file", refuse)
+    monkeypatch.setattr(paths, "create_new_file", refuse)
     with pytest.raises(PermissionError), atomic_path(tmp_path / "k.txt"):
         pytest.fail("the body never runs")
     assert list(tmp_path.iterdir()) == []

@@ -37,6 +37,7 @@ from sam2elnet.engine.runtime import (
 )
 from sam2elnet.errors import BandCountError, CheckpointError, DataError, UserError
 from sam2elnet.model.input_flags import unusable_text
+from sam2elnet.model.io import check_weights_finite
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
 from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.utils.advice import plural
@@ -53,18 +54,6 @@ UNFITTED_EVALUATOR = "this model's quality evaluator is not fitted"
 keeps it out where the caller has said it already)."""
 OTHER_TTA = "TTA differs from the quality evaluator's"
 """The kind of the warning about a ``tta`` other than the evaluator was fitted with."""
-
-
-def _check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
-    """CheckpointError naming the first parameter/buffer with NaN/Inf values."""
-    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
-            raise CheckpointError(
-                f"model weights contain NaN/Inf ({bad} values in {name}): the file is corrupt "
-                "or its training diverged; re-copy it or retrain",
-                path,
-            )
 
 
 def _mask(valid: np.ndarray) -> np.ndarray:
@@ -134,7 +123,7 @@ class Predictor:
                 f"model file has an invalid normalisation config ({err})", path
             ) from None
         self.in_bands = int(model.config.in_bands)
-        _check_weights_finite(self.model, path)
+        check_weights_finite(self.model, path)
         try:
             self.evaluator = QualityEvaluator.from_state(extra.get("quality"))
         except (ValueError, KeyError, TypeError) as err:

@@ -274,3 +274,20 @@ def load_model(
     model.to(map_location)
     model.eval()
     return model, dict(obj.get("extra") or {})
+
+
+def check_weights_finite(model: torch.nn.Module, path: Path | None) -> None:
+    """Refuse a model whose parameters or buffers hold NaN / Inf (a corrupt file or a diverged
+    training) before it predicts anything.
+
+    Raises:
+        CheckpointError: naming the first such tensor, its count of bad values and ``path``.
+    """
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(
+                f"model weights contain NaN/Inf ({bad} values in {name}): the file is corrupt "
+                "or its training diverged; re-copy it or retrain",
+                path,
+            )

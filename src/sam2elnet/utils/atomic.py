@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2elnet.errors import DiskFullError, UserError
+from sam2elnet.utils import paths
 
 #: below this many free bytes a failed write is blamed on a full disk
 LOW_SPACE_BYTES = 1 << 20
@@ -149,27 +150,14 @@ def _claim(tmp: Path, final: Path) -> None:
     """
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        create_new_file(tmp)
+        paths.create_new_file(tmp)
     except OSError as err:
         if err.errno in _DISK_FULL:
             raise disk_full_error(final) from None
         if err.errno in (errno.ENOTDIR, errno.EEXIST):  # a file where a folder must be made
-            from sam2elnet.utils.paths import check_output
-
-            check_output(final, "file", "output file")  # the UserError naming that file
+            paths.check_output(final, "file", "output file")  # the UserError naming that file
         raise
     tmp.unlink()
-
-
-def create_new_file(path: Path) -> None:
-    """Create the empty file ``path`` (mode 0600), the one way this package tests that a folder
-    takes new files (:func:`atomic_path`, :func:`sam2elnet.utils.paths.check_output`).
-
-    Raises:
-        OSError: ``FileExistsError`` when ``path`` exists (``O_EXCL``), ``PermissionError``,
-            ``ENOSPC`` ... as the operating system says.
-    """
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes, sync: bool = True) -> Path:

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Literal
 
 from sam2elnet.errors import UserError
-from sam2elnet.utils import atomic
 
 __all__ = [
     "SHAPEFILE_SIDECARS",
@@ -322,6 +321,17 @@ def _describe(err: OSError, p: Path) -> str:
     return os_error_message(err, p)
 
 
+def create_new_file(path: Path) -> None:
+    """Create the empty file ``path`` (mode 0600), the one way this package tests that a folder
+    takes new files (:func:`check_output`, :func:`sam2elnet.utils.atomic.atomic_path`).
+
+    Raises:
+        OSError: ``FileExistsError`` when ``path`` exists (``O_EXCL``), ``PermissionError``,
+            ``ENOSPC`` ... as the operating system says.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def check_output(
     path: str | Path | None,
     kind: Literal["file", "dir"] = "file",
@@ -375,7 +385,7 @@ def check_output(
     # named before it exists, so an interrupt at any point finds it to remove (atomic_path)
     probe = anc / f".elnet-write-test.{secrets.token_hex(6)}"
     try:
-        atomic.create_new_file(probe)
+        create_new_file(probe)
         probe.unlink()
     except OSError as oerr:
         raise UserError(f"{flag} {os_error_message(oerr, anc)}") from None
