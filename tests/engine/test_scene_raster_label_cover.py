@@ -190,3 +190,38 @@ def test_enhance_skips_the_image_whose_raster_label_misses_it_and_warns_of_a_par
         _label(labs / f"i{i}.tif", 510000)
     assert main([*argv, "--out", str(tmp_path / "out2")]) == 2
     assert _errors(capsys.readouterr().err)
+
+
+def test_a_raster_label_smaller_than_one_coarse_scene_pixel_inside_the_scene_is_not_refused(
+    tmp_path: Path,
+) -> None:
+    """A 20 x 20 m label inside a 4,096 px scene: the footprint test's coarsened scene grid has
+    40 m pixels whose centres (20, 60, ... m from the corner) all miss the label at 30..50 m.
+    Was: refused as ``does not overlap the scene at all`` while the message's own extents put
+    the label inside the scene; now the scene's footprint is looked for on the label's grid
+    too, and the label is taken, with the partial-cover note (``< 0.1 %``)."""
+    import rasterio
+    from affine import Affine
+
+    from sam2elnet.engine.scene_coarse import CoarseSource
+    from sam2elnet.engine.scene_inputs import precheck_coarse
+
+    scene = tmp_path / "big.tif"
+    profile = {
+        "driver": "GTiff", "height": 4096, "width": 4096, "count": 1, "dtype": "uint8",
+        "crs": "EPSG:32633", "transform": Affine(10, 0, 500000, 0, -10, 4000000),
+        "tiled": True, "compress": "deflate", "sparse_ok": True,
+    }  # fmt: skip
+    with rasterio.open(scene, "w", **profile):
+        pass  # no pixels written: a small file
+    label = write_tif(
+        tmp_path / "tiny.tif",
+        np.full((1, 2, 2), 255, np.uint8),
+        transform=Affine(10, 0, 500030, 0, -10, 4000000 - 30),
+    )
+    precheck_coarse(scene, label)  # raised DataError (no overlap) before
+    with rasterio.open(scene) as ds:
+        src = CoarseSource(label, ds, place=False, quiet=True)
+        notes = list(src.notes)
+        src.close()
+    assert any("covers < 0.1 % of the scene" in n for n in notes), notes

@@ -79,8 +79,11 @@ def footprint_share(
     (:func:`resample_nearest`, nearest neighbour; GCP grids through their GCPs): the share is
     that of the coarse target pixels whose centre falls inside the footprint. Cheap (about a
     megapixel warped) whatever the sizes; exact to about one coarse pixel at the footprint's
-    edge, so an overlap narrower than ``1 / side`` of the target (a sliver along an edge) can
-    read 0.
+    edge. A footprint that holds no coarse target pixel's centre (a label much smaller than
+    one coarse pixel of a large scene) is looked at the other way round, the target's
+    footprint placed on the label's grid: when a label pixel's centre lies inside it, the share
+    is half a coarse target pixel's (below the resolution, never 0). So only an overlap that
+    neither way finds, a sliver narrower than ``1 / side`` of both grids along an edge, reads 0.
 
     Args:
         grid: from :func:`other_grid` (``src``: the label, ``dst``: the image).
@@ -100,8 +103,15 @@ def footprint_share(
     small = OtherGrid(src_geo, src_shape, dst_geo, dst_shape)
     with quiet():  # the GCPs were checked (and any warning said) with the files' own grids
         inside = resample_nearest(np.ones(src_shape, np.uint8), small, fill=0, path=path, like=like)
-    assert inside is not None
-    return float(inside.mean())
+        assert inside is not None
+        if inside.any():
+            return float(inside.mean())
+        # no target pixel centre inside: a footprint smaller than one coarse target pixel is
+        # still found the other way round (a label pixel's centre inside the target)
+        back = OtherGrid(dst_geo, dst_shape, src_geo, src_shape)
+        hit = resample_nearest(np.ones(dst_shape, np.uint8), back, fill=0, path=like, like=path)
+    assert hit is not None
+    return 0.5 / inside.size if hit.any() else 0.0
 
 
 def _percent(share: float) -> str:
