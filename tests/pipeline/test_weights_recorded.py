@@ -209,3 +209,26 @@ def test_cli_cv_refuses_the_relative_weights_of_another_folder_in_one_line(
         "values to continue it, or choose a new --out\n"
     )
     assert (out / "cv_config.json").read_bytes() == before
+
+
+def test_a_hugging_face_folder_is_the_same_setting_after_a_readme_is_added(tmp_path):
+    """The digest of a weights folder covers its ``*.safetensors`` (what the loader reads): a
+    README or config added later is the same setting, another safetensors file is not; a record
+    made over every file of the folder (before 2026-12-04) still matches the unchanged folder."""
+    from sam2elnet.model.checkpoint_files import _folder_digest, weights_files, weights_record
+
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "model.safetensors").write_bytes(BYTES)
+    (hf / "config.json").write_text("{}")
+    record = weights_record(str(hf))
+    old_record = {**record, "weights_sha256": _folder_digest(hf, "*")}
+    (hf / "README.md").write_text("added by a download tool")
+    assert weights_files(str(hf), str(hf), record).same
+    (hf / "README.md").unlink()
+    assert weights_files(str(hf), str(hf), old_record).same
+    (hf / "model.safetensors").write_bytes(OTHER)
+    for rec in (record, old_record):
+        files = weights_files(str(hf), str(hf), rec)
+        assert not files.same
+        assert "holds other bytes than when the run recorded it" in files.change()

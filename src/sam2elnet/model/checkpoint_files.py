@@ -319,10 +319,11 @@ def read_trunk_state(path: str | Path) -> tuple[dict[str, torch.Tensor], str]:
 
 def weights_digest(weights: str | Path | None) -> str | None:
     """SHA-256 (64 hex digits) of the SAM2 weights ``weights`` names: of the file's bytes, or
-    for a Hugging Face model folder of its files' names and bytes; None for no weights (None /
-    ``"none"``) or a path that is not on this machine or cannot be read. Computed once per
-    process for an unchanged file (~1 s per GB). Recorded by the runs with the file's path
-    (:func:`weights_record`)."""
+    for a Hugging Face model folder of the names and bytes of its ``*.safetensors`` files (what
+    :func:`read_trunk_state` reads: a README or config added to the folder changes nothing);
+    None for no weights (None / ``"none"``) or a path that is not on this machine or cannot be
+    read. Computed once per process for an unchanged file (~1 s per GB). Recorded by the runs
+    with the file's path (:func:`weights_record`)."""
     from sam2elnet.data.run_model import file_sha256
 
     if not weights or str(weights) == "none":
@@ -332,13 +333,21 @@ def weights_digest(weights: str | Path | None) -> str | None:
         if p.is_file():
             return file_sha256(p)
         if p.is_dir():
-            h = hashlib.sha256()
-            for f in sorted(q for q in p.iterdir() if q.is_file()):
-                h.update(f"{f.name}:{file_sha256(f)}\n".encode())
-            return h.hexdigest()
+            return _folder_digest(p, "*.safetensors")
     except OSError:
         return None
     return None
+
+
+def _folder_digest(folder: Path, pattern: str) -> str:
+    """SHA-256 over ``name:sha256`` lines of the files of ``folder`` matching ``pattern``, sorted
+    by name. ``"*"`` (every file) is the digest runs recorded of a folder before 2026-12-04."""
+    from sam2elnet.data.run_model import file_sha256
+
+    h = hashlib.sha256()
+    for f in sorted(q for q in folder.glob(pattern) if q.is_file()):
+        h.update(f"{f.name}:{file_sha256(f)}\n".encode())
+    return h.hexdigest()
 
 
 def weights_files(saved: Any, given: Any, record: Mapping[str, Any] | None = None) -> WeightsFiles:
@@ -365,7 +374,10 @@ def weights_files(saved: Any, given: Any, record: Mapping[str, Any] | None = Non
     if rec.get("weights_path"):
         old = Path(str(rec["weights_path"]))
     if sha := rec.get("weights_sha256"):
-        return WeightsFiles(saved, given, old, new, str(sha), weights_digest(new), recorded=True)
+        now = weights_digest(new)
+        if now != sha and new.is_dir() and _folder_digest(new, "*") == sha:
+            now = str(sha)  # a folder recorded before 2026-12-04, over every file: unchanged
+        return WeightsFiles(saved, given, old, new, str(sha), now, recorded=True)
     if old == new:
         return WeightsFiles(saved, given, old, new)
     return WeightsFiles(saved, given, old, new, weights_digest(old), weights_digest(new))
