@@ -65,7 +65,10 @@ class WeightsFiles:
     one as the run recorded it (``weights_path``), or for an older record that holds only the
     text, that text resolved against the working directory. ``saved_sha256`` /
     ``given_sha256``: the files' SHA-256 (None where unknown); the saved one as the run recorded
-    it (``recorded``: True) or read here."""
+    it (``recorded``: True) or read here. ``saved_found``: the run recorded the saved file's path
+    and that file is on this machine, with the recorded digest where one is recorded (checked by
+    :func:`~sam2elnet.model.checkpoint_files.weights_files` only where a refusal names it: the
+    given file not on this machine)."""
 
     saved: Any
     given: Any
@@ -74,6 +77,7 @@ class WeightsFiles:
     saved_sha256: str | None = None
     given_sha256: str | None = None
     recorded: bool = False
+    saved_found: bool = False
 
     @classmethod
     def as_given(cls, saved: Any, given: Any) -> WeightsFiles:
@@ -100,7 +104,9 @@ class WeightsFiles:
         machine that the run recorded no digest of, the link that makes it fit, ``... (saved:
         '/h/a.pt', not on this machine, no fingerprint of it recorded: if /s/b.pt is the same
         file, link it there: ln -s /s/b.pt /h/a.pt)`` (paths absolute; ``said``: how a value is
-        written, default ``repr``)."""
+        written, default ``repr``); for a given file not on this machine, the recorded one when it
+        is (:attr:`saved_found`), ``... (saved: 'sam2.pt'; /b/sam2.pt is not on this machine; the
+        run was made with /a/sam2.pt: give --weights /a/sam2.pt)``."""
         head = f"--weights {said(self.given)} (saved: {said(self.saved)}"
         old, new = self.saved_path, self.given_path
         if old is None or new is None:
@@ -119,6 +125,11 @@ class WeightsFiles:
                 f"with{where}: {give})"
             )
         if not new.exists():
+            if self.saved_found and old != new:
+                return (
+                    f"{head}; {new} is not on this machine; the run was made with {old}: give "
+                    f"--weights {old})"
+                )
             return f"{head}; {new} is not on this machine)"
         if not here and not self.recorded:
             return (

@@ -253,3 +253,32 @@ def test_unnamed_features_over_mixed_images_name_the_images_that_got_none(
         "transform (c.png) received none of them; add a 'source' field holding the image's file "
         "name, as the exported 'labels' layer has, or georeference that image"
     ) in err, err
+
+
+def test_no_image_header_is_read_when_every_feature_names_its_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note on a CRS-less layer's unnamed features read every image's header (to tell the
+    georeferenced images from the others) even when no feature is unnamed; now it reads none
+    then, and still reads them when one is."""
+    import sam2elnet.data.grids as grids
+    from sam2elnet.export.import_layers import unnamed_unplaced
+
+    images = _images(tmp_path)
+    files = sorted(images.glob("*.png"))
+    reads: list[Path] = []
+    real = grids.raster_header
+
+    def counted(path, *args, **kwargs):
+        reads.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(grids, "raster_header", counted)
+    named = gpd.GeoDataFrame({"source": ["a.png", "b.png"]}, geometry=[ROAD, ROAD], crs=None)
+    run = {f.stem for f in files}
+    assert unnamed_unplaced(named, files, run, tmp_path / "roads.gpkg") is None
+    assert reads == []
+    one_unnamed = gpd.GeoDataFrame({"source": ["a.png", ""]}, geometry=[ROAD, ROAD], crs=None)
+    note = unnamed_unplaced(one_unnamed, files, run, tmp_path / "roads.gpkg")
+    assert note is not None and note.startswith("1 feature has no source / label attribute")
+    assert reads == files

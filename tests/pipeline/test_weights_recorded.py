@@ -232,3 +232,30 @@ def test_a_hugging_face_folder_is_the_same_setting_after_a_readme_is_added(tmp_p
         files = weights_files(str(hf), str(hf), rec)
         assert not files.same
         assert "holds other bytes than when the run recorded it" in files.change()
+
+
+def test_a_given_file_not_on_this_machine_names_the_recorded_one_that_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--weights a/sam2.pt`` resumed from another folder, where it names no file: the refusal
+    ended ``.../b/a/sam2.pt is not on this machine)`` without the recorded file, which is here
+    with the recorded digest; now it says to give that file (only when it is here and, where a
+    digest is recorded, holds those bytes)."""
+    from sam2elnet.model.checkpoint_files import weights_files
+
+    a, b = _folders(tmp_path, BYTES, OTHER)
+    made = (a / "sam2.pt").resolve()
+    record = {"weights_path": str(made), "weights_sha256": hashlib.sha256(BYTES).hexdigest()}
+    monkeypatch.chdir(b)
+    missing = (b / "a" / "sam2.pt").resolve()
+    head = f"--weights 'a/sam2.pt' (saved: 'a/sam2.pt'; {missing} is not on this machine"
+    for rec in (record, {"weights_path": str(made)}):  # with a digest recorded, and without
+        files = weights_files("a/sam2.pt", "a/sam2.pt", rec)
+        assert not files.same
+        assert files.change() == f"{head}; the run was made with {made}: give --weights {made})"
+    (a / "sam2.pt").write_bytes(OTHER)  # other bytes than the run recorded: not named
+    assert weights_files("a/sam2.pt", "a/sam2.pt", record).change() == head + ")"
+    (a / "sam2.pt").unlink()  # the recorded file not here either: not named
+    assert weights_files("a/sam2.pt", "a/sam2.pt", {"weights_path": str(made)}).change() == (
+        head + ")"
+    )

@@ -209,13 +209,13 @@ def unnamed_unplaced(
             "no image gave a mask"): nothing is written.
     """
     stems, named = feature_stems(gdf)
+    owner = feature_images(stems, run)
+    n_free = sum(o is None for o in owner)
+    if not n_free:  # every feature names its image: no image's header is read
+        return None
     alone = len(files) == 1
     takes = {f: places_unnamed(m, alone) for f, m in files_in_map(gdf, files).items()}
     if all(takes.values()):
-        return None
-    owner = feature_images(stems, run)
-    n_free = sum(o is None for o in owner)
-    if not n_free:
         return None
     attrs = " / ".join(IMAGE_NAME_ATTRIBUTES)
     if bare:

@@ -365,7 +365,8 @@ def weights_files(saved: Any, given: Any, record: Mapping[str, Any] | None = Non
         recorded path (an older record: the text resolved here), and the digests that decide,
         read (:func:`weights_digest`, ~1 s per GB, once per process) only where they do: the
         given file's when the run recorded its file's digest, both when it did not and the
-        paths differ.
+        paths differ; and the recorded file's, for a given file not on this machine, to name it
+        in the refusal (``saved_found``).
     """
     old, new = weights_path(saved), weights_path(given)
     if old is None or new is None:
@@ -373,14 +374,18 @@ def weights_files(saved: Any, given: Any, record: Mapping[str, Any] | None = Non
     rec = record or {}
     if rec.get("weights_path"):
         old = Path(str(rec["weights_path"]))
+    # the given file not on this machine and the recorded one here: the refusal names it
+    maybe_found = bool(rec.get("weights_path")) and old != new and not new.exists()
     if sha := rec.get("weights_sha256"):
         now = weights_digest(new)
         if now != sha and new.is_dir() and _folder_digest(new, "*") == sha:
             now = str(sha)  # a folder recorded before 2026-12-04, over every file: unchanged
-        return WeightsFiles(saved, given, old, new, str(sha), now, recorded=True)
+        found = maybe_found and old.exists() and weights_digest(old) == sha
+        return WeightsFiles(saved, given, old, new, str(sha), now, True, found)
     if old == new:
         return WeightsFiles(saved, given, old, new)
-    return WeightsFiles(saved, given, old, new, weights_digest(old), weights_digest(new))
+    then, now = weights_digest(old), weights_digest(new)
+    return WeightsFiles(saved, given, old, new, then, now, saved_found=maybe_found and old.exists())
 
 
 def weights_record(weights: Any) -> dict[str, str | None]:
