@@ -7,6 +7,11 @@ background, so a label of another place (a CRS mix-up, the wrong file) gave an a
 coarse label and the image was "enhanced" from nothing, without a word. A vector file of
 another place was refused (before the model loads, for one scene); now a raster is too
 (``data.grid_cover.footprint_share`` / ``no_overlap_error`` / ``partial_cover_note``).
+
+One raster file for a folder of scenes (a regional label, ``data.vector_shared.SharedRaster``)
+is not refused for a scene it misses: as one vector file for a folder, that scene is predicted
+from an empty coarse label with one warning per run (``warn_no_features``). A folder of per-scene
+labels, and one scene, keep the refusal.
 """
 
 from __future__ import annotations
@@ -130,8 +135,8 @@ def test_a_raster_label_covering_the_scene_on_another_grid_is_not_warned_about(
 def test_a_folder_of_scenes_skips_the_one_whose_raster_label_misses_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Batch rule: the bad scene is reported and skipped, the others go on; nothing done at all
-    is exit 2."""
+    """Batch rule, per-scene labels matched by name: the bad scene is reported and skipped, the
+    others go on; nothing done at all is exit 2."""
     from sam2elnet.cli import main
 
     (imgs := tmp_path / "scenes").mkdir()
@@ -225,3 +230,85 @@ def test_a_raster_label_smaller_than_one_coarse_scene_pixel_inside_the_scene_is_
         notes = list(src.notes)
         src.close()
     assert any("covers < 0.1 % of the scene" in n for n in notes), notes
+
+
+def _scenes_apart(folder: Path, *x0s: float) -> list[Path]:
+    """96 px scenes of 10 m pixels (960 m square) with their upper-left corners at ``x0s``."""
+    rng = np.random.default_rng(5)
+    return [
+        write_tif(folder / f"{chr(97 + i)}.tif", rng.integers(0, 255, (1, H, W), np.uint8), x0=x0)
+        for i, x0 in enumerate(x0s)
+    ]
+
+
+def _empty_label_warning(scene: Path, label: Path) -> str:
+    return (
+        f"warning: {scene}: {label} (one label file for all images) does not overlap this "
+        "image, so it is enhanced from an empty coarse label (nothing drawn there); if the file "
+        "should cover it, check the label's CRS and georeference (gdalinfo)"
+    )
+
+
+def test_one_regional_raster_for_a_folder_gives_the_scenes_it_misses_an_empty_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One raster label over a folder (``--labels region.tif``): a scene outside its footprint
+    is predicted from an empty coarse label, with one warning per run and the closing count, as
+    one vector file for several scenes does (was: refused, the scene skipped, ``2 of 3
+    skipped``)."""
+    from sam2elnet.cli import main
+
+    (imgs := tmp_path / "scenes").mkdir()
+    a, b, c = _scenes_apart(imgs, 500000, 510000, 520000)
+    region = _label(tmp_path / "region.tif", 510000)  # b's footprint only
+    out = tmp_path / "out"
+    argv = ["scene", "--model", "builtin:smoothing", "--image", str(imgs), "--labels", str(region)]
+    assert main([*argv, "--out", str(out), *TILE]) == 0
+    said = capsys.readouterr()
+    text = said.out + said.err
+    assert "3 scenes predicted, 0 already done, 0 skipped" in text.splitlines(), text
+    assert not (out / "skipped.csv").exists() and "skipping" not in text, text
+    assert _warnings(text, "(one label file for all images)") == [
+        _empty_label_warning(a, region)
+    ], text
+    assert (
+        "the warning above (images that the one coarse-label file does not touch) applied to 2 "
+        "scenes in all; only the first was shown" in text
+    ), text
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".tif") == [
+        "a.tif",
+        "b.tif",
+        "c.tif",
+    ]
+
+
+def test_a_library_call_with_a_shared_raster_reads_an_empty_label_for_a_missed_scene(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """:class:`CoarseSource` given the file as one label for several scenes
+    (:func:`~sam2elnet.pipeline.scene_files.shared_coarse`) reads zeros for a scene outside its
+    footprint, and the plain path (one scene's own label) is still refused."""
+    import rasterio
+
+    from sam2elnet.data.tiling import Window
+    from sam2elnet.engine.scene_coarse import CoarseSource
+    from sam2elnet.errors import DataError
+    from sam2elnet.pipeline.scene_files import shared_coarse
+
+    a, b = _scenes_apart(tmp_path / "s", 500000, 510000)
+    region = _label(tmp_path / "region.tif", 510000)
+    shared = shared_coarse(region, [a, b])
+    assert shared is not None and Path(shared) == region
+    assert shared_coarse(region, [a]) is None  # one scene: its own label
+    with rasterio.open(a) as ds, caplog.at_level("WARNING"):
+        src = CoarseSource(shared, ds)
+        got = src.read(Window(0, 0, H, W))
+        src.close()
+        with pytest.raises(DataError, match="does not overlap the scene"):
+            CoarseSource(region, ds)
+    assert got.shape == (H, W) and got.dtype == np.uint8 and not got.any()
+    assert [r.getMessage() for r in caplog.records] == [_empty_label_warning(a, region)[9:]]
+    with rasterio.open(b) as ds:
+        src = CoarseSource(shared, ds)
+        assert src.read(Window(0, 0, H, W)).any()
+        src.close()

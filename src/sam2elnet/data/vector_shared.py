@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FILE_NOTE_KINDS",
     "SHARED_EMPTY_KIND",
+    "SharedRaster",
     "SharedVector",
     "check_placeable",
     "frame_of",
@@ -110,11 +111,31 @@ class SharedVector:
         return str(self.path)
 
 
+@dataclass(frozen=True)
+class SharedRaster:
+    """One raster label file for several scenes (``elnet scene --image FOLDER --labels
+    region.tif``, :func:`~sam2elnet.pipeline.scene_files.shared_coarse`): a regional label,
+    not one scene's own. It stands where the file's path stands (``os.fspath``, ``str`` and
+    ``Path(...)`` give ``path``); picklable. A scene whose footprint it misses is predicted from
+    an empty coarse label with the one warning per run of a shared file
+    (:func:`warn_no_features`), as with a :class:`SharedVector`, instead of being refused
+    (:func:`~sam2elnet.data.grid_cover.no_overlap_error`, the rule for one scene's own label)."""
+
+    path: Path
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
 def is_shared(label: object) -> bool:
-    """Whether ``label`` is one label file for several images (a :class:`SharedVector` with
-    ``many``): placed by :func:`~sam2elnet.data.vector_names.image_frame`, an image it does
-    not touch takes an empty label."""
-    return isinstance(label, SharedVector) and label.many
+    """Whether ``label`` is one label file for several images: a :class:`SharedVector` with
+    ``many`` (placed by :func:`~sam2elnet.data.vector_names.image_frame`) or a
+    :class:`SharedRaster`. An image it does not touch takes an empty label
+    (:func:`warn_no_features`)."""
+    return (isinstance(label, SharedVector) and label.many) or isinstance(label, SharedRaster)
 
 
 def frame_of(label: object) -> Any:
@@ -182,8 +203,8 @@ def warn_no_width(label: object, line_width: float | None) -> None:
     The readers collect these notes for a shared file without saying them (each image would
     repeat them); a file of one image's own says them itself. No-op with a ``line_width`` or for anything
     but a shared file."""
-    if line_width is not None or not is_shared(label):
-        return
+    if line_width is not None or not is_shared(label) or frame_of(label) is None:
+        return  # a shared raster has no lines
     from sam2elnet.data.vector_kinds import layer_no_width_notes
 
     for msg, kind in layer_no_width_notes(Path(label), frame_of(label)):
@@ -227,35 +248,43 @@ SHARED_EMPTY_KIND = "images that the one coarse-label file does not touch"
 
 
 def warn_no_features(
-    image: str | Path, vector_path: str | Path, by_name: bool | None = None
+    image: str | Path, vector_path: str | Path, by_name: bool | None = None, raster: bool = False
 ) -> None:
     """Say, once per run (the others counted), that ``image`` got an empty coarse label because
     no feature of ``vector_path``, one label file for several images (``enhance --labels
-    FILE.gpkg`` with a folder of images, ``scene`` with a folder of scenes), lies on it.
+    FILE.gpkg`` with a folder of images, ``scene`` with a folder of scenes), lies on it; with
+    ``raster``, because the footprint of ``vector_path``, one raster label for a folder of scenes
+    (:class:`SharedRaster`, ``scene --labels region.tif``), does not overlap it.
 
     Such an image is enhanced from the empty label (a whole image's label then stays empty
     unless ``--new-objects keep``), as ``elnet evaluate`` scores a prediction outside a shared truth file against an
     empty truth; before, it was skipped with "none of the label features overlaps the image;
-    check the label CRS", which blamed the CRS for an image nobody drew on. An image without
+    check the label CRS", which blamed the CRS for an image nobody drew on (a raster: "does not
+    overlap the scene at all"). An image without
     georeference takes the features whose ``source`` / ``label`` names it
     (:func:`~sam2elnet.data.vector.rasterize_vector`): there no CRS is involved, and the
     warning says to check those names instead. ``by_name``: whether that is the case (None:
-    ``image`` is an image file, worked out from it; a scene is never placed by name).
+    ``image`` is an image file, worked out from it; a scene is never placed by name; never
+    with ``raster``).
     """
-    if _placed_by_name(image) if by_name is None else by_name:
+    if raster:
+        what = f"{vector_path} (one label file for all images) does not overlap this image"
+        check = "the label's CRS and georeference (gdalinfo)"
+    elif _placed_by_name(image) if by_name is None else by_name:
         what = (
-            "names this image (no georeference: the features are matched by their "
+            f"no feature of {vector_path} (one label file for all images) names this image (no "
+            "georeference: the features are matched by their "
             f"{' / '.join(IMAGE_NAME_ATTRIBUTES)} attribute, the image's file name)"
         )
         check = f"the {' / '.join(IMAGE_NAME_ATTRIBUTES)} names of its features"
     else:
-        what, check = "lies on this image", "the label CRS"
+        what = f"no feature of {vector_path} (one label file for all images) lies on this image"
+        check = "the label CRS"
     warn_once(
         log,
         SHARED_EMPTY_KIND,
-        f"{image}: no feature of {vector_path} (one label file for all images) {what}, so it is "
-        "enhanced from an empty coarse label (nothing drawn there); if the file should cover it, "
-        f"check {check}",
+        f"{image}: {what}, so it is enhanced from an empty coarse label (nothing drawn there); "
+        f"if the file should cover it, check {check}",
     )
 
 

@@ -56,20 +56,23 @@ class CoarseSource:
     :func:`sam2elnet.data.grids.resample_nearest` (a temporary GeoTIFF, removed by
     :meth:`close`); scene pixels outside its footprint are background. Such a raster whose
     footprint misses the scene is refused, one covering only part of it is warned about
-    (:func:`sam2elnet.data.grid_cover.footprint_share`).
+    (:func:`sam2elnet.data.grid_cover.footprint_share`); one raster for several scenes (a
+    :class:`~sam2elnet.data.vector_shared.SharedRaster`) that misses the scene reads as an empty
+    label (zeros), with the shared file's one warning per run, as a shared vector file.
 
     Args:
         path: the label file (raster, or GeoJSON / GPKG / SHP, :func:`~sam2elnet.data.vector.
             is_vector_path`), or a vector file already read
-            (:class:`~sam2elnet.data.vector_shared.SharedVector`: not read again).
+            (:class:`~sam2elnet.data.vector_shared.SharedVector`: not read again), or a raster
+            serving several scenes (:class:`~sam2elnet.data.vector_shared.SharedRaster`).
         scene: the open rasterio dataset of the scene.
         line_width / line_width_unit / pixel_coords: vector labels only
             (:meth:`sam2elnet.data.vector.VectorLabels.from_file`).
         positive_values: object value(s) of a class-index raster label.
         quiet: no warning for a raster on another grid that covers only part of the scene, nor
             for a scene that a shared file (a
-            :class:`~sam2elnet.data.vector_shared.SharedVector`, which serves several scenes or
-            images: one it does not touch gets an empty label,
+            :class:`~sam2elnet.data.vector_shared.SharedVector` or ``SharedRaster``, which
+            serves several scenes or images: one it does not touch gets an empty label,
             :func:`~sam2elnet.data.vector_shared.warn_no_features`) does not touch (said once already).
         place: False: a raster on another grid is checked (its size, georeference and values)
             but not resampled onto the scene, and :meth:`read` must not be called: the look
@@ -78,7 +81,8 @@ class CoarseSource:
     Raises:
         DataError: missing or unreadable label; a raster of another size when the scene or the
             label has no georeference; a raster on another grid whose footprint does not
-            overlap the scene (:func:`sam2elnet.data.grid_cover.no_overlap_error`); GCPs GDAL cannot
+            overlap the scene (:func:`sam2elnet.data.grid_cover.no_overlap_error`; not for a
+            :class:`~sam2elnet.data.vector_shared.SharedRaster`); GCPs GDAL cannot
             place the label with.
     """
 
@@ -103,6 +107,7 @@ class CoarseSource:
         self._placed: Any = None  # the label on the scene grid (another grid only)
         self._tmp: Any = None
         self._vec = None
+        self._empty = False  # a shared raster missing the scene: an empty label
         self.notes: list[str] = []
         if not self.path.exists():
             raise DataError("coarse label file does not exist; check the path", self.path)
@@ -144,7 +149,7 @@ class CoarseSource:
         except rasterio.errors.RasterioIOError as err:
             raise DataError(raster_error_text("coarse label raster", err), self.path) from None
         try:
-            self._open_raster(scene, positive_values, place, quiet)
+            self._open_raster(scene, positive_values, place, quiet, is_shared(path))
         except BaseException:
             self.close()
             raise
@@ -155,6 +160,7 @@ class CoarseSource:
         positive_values: tuple[float, ...] | None,
         place: bool = True,
         quiet: bool = False,
+        shared: bool = False,
     ) -> None:
         ds = self._ds
         lab, img = dataset_header(ds), dataset_header(scene)
@@ -164,7 +170,7 @@ class CoarseSource:
                 f"{self.path.name}: placed on the scene grid by map position ({grid.describe()})"
             )
             log.info(self.notes[-1])
-            self._check_cover(grid, quiet)
+            self._check_cover(grid, quiet, shared)
         elif lab.shape != img.shape:
             raise DataError(
                 f"coarse label raster is {ds.width}x{ds.height} px but the scene is "
@@ -181,13 +187,15 @@ class CoarseSource:
         self._encoding = mask_encoding(
             ov, nodata=self._nodata, positive_values=positive_values, path=self.path
         )
-        if grid is not None and place:
+        if grid is not None and place and not self._empty:
             self._place(grid, scene)
 
-    def _check_cover(self, grid: Any, quiet: bool) -> None:
-        """Refuse a label on another grid whose footprint misses the scene; warn (unless
-        ``quiet``) when it covers only part of it (:func:`~sam2elnet.data.grids.
-        footprint_share`)."""
+    def _check_cover(self, grid: Any, quiet: bool, shared: bool = False) -> None:
+        """Refuse a label on another grid whose footprint misses the scene, or, ``shared`` (one
+        raster for several scenes, :class:`~sam2elnet.data.vector_shared.SharedRaster`), take
+        it as an empty label with the shared file's warning (unless ``quiet``,
+        :func:`~sam2elnet.data.vector_shared.warn_no_features`); warn (unless ``quiet``) when it
+        covers only part of it (:func:`~sam2elnet.data.grid_cover.footprint_share`)."""
         from sam2elnet.data.grid_cover import (
             FULL_COVER,
             PARTIAL_COVER_KIND,
@@ -197,6 +205,11 @@ class CoarseSource:
         )
 
         share = footprint_share(grid, path=self.path, like=self._scene_name)
+        if share <= 0 and shared:
+            self._empty = True
+            if not quiet:
+                warn_no_features(self._scene_name, self.path, by_name=False, raster=True)
+            return
         if share <= 0:
             raise no_overlap_error(self.path, self._scene_name, grid, "scene")
         if share < FULL_COVER:
@@ -220,6 +233,8 @@ class CoarseSource:
         """uint8 (h, w) 0/1 coarse mask for window ``w`` of the scene."""
         if self._vec is not None:
             return self._vec.rasterize(w)
+        if self._empty:
+            return np.zeros((w.height, w.width), np.uint8)
         a = (self._placed or self._ds).read(1, window=w.to_rasterio())
         return self._encoding.apply(a)[0].astype(np.uint8)
 

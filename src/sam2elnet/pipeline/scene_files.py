@@ -69,7 +69,11 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
     layer) is read once too, as its own file (placed as a file of its own: no feature on the
     scene an error): ``scene_job`` checks it against the scene before the model loads
     (:func:`~sam2elnet.engine.scene_inputs.precheck_coarse`) and the scene is predicted from
-    the same frame. None otherwise (a label folder, a raster). Already read: as it is.
+    the same frame. One raster file for several scenes: a
+    :class:`~sam2elnet.data.vector_shared.SharedRaster` (a scene outside its footprint is
+    enhanced from an empty coarse label with that same one warning per run, not refused as one
+    scene's own raster label is). None otherwise (a label folder, one scene's raster). Already
+    read: as it is.
 
     Raises:
         DataError: the file cannot be read (once, not per scene), or has no layer ``layer``.
@@ -78,9 +82,14 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
             on some: the others are skipped, each with the reason).
     """
     from sam2elnet.data.vector import is_vector_path
-    from sam2elnet.data.vector_shared import SharedVector, check_placeable, share_vectors
+    from sam2elnet.data.vector_shared import (
+        SharedRaster,
+        SharedVector,
+        check_placeable,
+        share_vectors,
+    )
 
-    if isinstance(coarse, SharedVector) or coarse is None:
+    if isinstance(coarse, (SharedVector, SharedRaster)) or coarse is None:
         return coarse
     if layer is not None and Path(coarse).is_dir():
         raise UserError(
@@ -88,8 +97,10 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
             "give one-layer files (QGIS: Export > Save Features As), or drop --layer",
             Path(coarse),
         )
-    if layer is None and (Path(coarse).is_dir() or not is_vector_path(coarse)):
+    if layer is None and Path(coarse).is_dir():
         return None
+    if layer is None and not is_vector_path(coarse):  # one raster for a folder: regional
+        return SharedRaster(Path(coarse)) if len(scenes) > 1 else None
     if (
         layer is None and len(scenes) < 2
     ):  # one scene's own file (a missing one: its reader's words)
