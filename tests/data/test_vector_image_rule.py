@@ -75,21 +75,27 @@ def tiles(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_the_readers_place_a_shared_file_by_the_one_rule(tiles: tuple[Path, Path]) -> None:
     """Whole-image reader, window reader and evaluate's reader: the same pixels per image."""
+
+    images, gpkg = tiles
+    _assert_readers_place(images, gpkg, _want)
+
+
+def _assert_readers_place(images: Path, gpkg: Path, want_of) -> None:  # noqa: ANN001
+    """The whole-image reader, the window reader and evaluate's reader of ``gpkg`` as one file
+    shared by ``images/{a,b}.tif`` each give ``want_of(stem)`` on both images."""
     from sam2elnet.data.tiling import Window
     from sam2elnet.data.vector import rasterize_vector, read_vector
     from sam2elnet.data.vector_shared import SharedVector
     from sam2elnet.engine.eval_vector import VectorTruth
     from sam2elnet.engine.scene_coarse import CoarseSource
 
-    images, gpkg = tiles
     files = [images / "a.tif", images / "b.tif"]
     sv = SharedVector(gpkg, read_vector(gpkg)).serving(files)
     vt = VectorTruth.shared(gpkg)
     vt.images = frozenset({"a", "b"})
     for f in files:
-        want = _want(f.stem)
-        got = rasterize_vector(sv, f, frame=sv.frame, shared=True)
-        assert np.array_equal(got, want), f.name
+        want = want_of(f.stem)
+        assert np.array_equal(rasterize_vector(sv, f, frame=sv.frame, shared=True), want), f.name
         with rasterio.open(f) as ds:
             cs = CoarseSource(sv, ds)
             assert np.array_equal(cs.read(Window(0, 0, 32, 32)) > 0, want), f.name
@@ -390,11 +396,6 @@ def test_a_layer_without_crs_over_georeferenced_images_is_read_alike_by_import_a
     ``evaluate`` (before, import refused it: "the layer has no CRS ... pixel coordinates of the
     2 images share one frame", and the readers dropped its unnamed features when it had a
     ``source`` field)."""
-    from sam2elnet.data.tiling import Window
-    from sam2elnet.data.vector import rasterize_vector, read_vector
-    from sam2elnet.data.vector_shared import SharedVector
-    from sam2elnet.engine.eval_vector import VectorTruth
-    from sam2elnet.engine.scene_coarse import CoarseSource
 
     images, with_crs = tiles
     gdf = gpd.read_file(with_crs)
@@ -412,20 +413,16 @@ def test_a_layer_without_crs_over_georeferenced_images_is_read_alike_by_import_a
     assert rc == 0, err
     warn = f"{gpkg}: labels have no CRS; assuming they are already in the image CRS (EPSG:32633)"
     assert err.count(warn) == 1, err
-    files = [images / "a.tif", images / "b.tif"]
-    sv = SharedVector(gpkg, read_vector(gpkg)).serving(files)
-    vt = VectorTruth.shared(gpkg)
-    vt.images = frozenset({"a", "b"})
-    for f in files:
-        want = _want(f.stem)
+
+    def want_of(stem: str) -> np.ndarray:
+        want = _want(stem)
         if not named:  # the untagged box only: a's rows 20..23, columns 20..23
             want = np.zeros_like(want)
-            want[20:24, 20:24] = f.stem == "a"
-            want[20:24, 4:8] = f.stem == "b"
-        with rasterio.open(masks / f.name) as ds:
-            assert np.array_equal(ds.read(1) == 255, want), f.name
-        assert np.array_equal(rasterize_vector(sv, f, frame=sv.frame, shared=True), want), f.name
-        with rasterio.open(f) as ds:
-            cs = CoarseSource(sv, ds)
-            assert np.array_equal(cs.read(Window(0, 0, 32, 32)) > 0, want), f.name
-        assert np.array_equal(vt.on_grid(gpkg, f), want), f.name
+            want[20:24, 20:24] = stem == "a"
+            want[20:24, 4:8] = stem == "b"
+        return want
+
+    for name in ("a.tif", "b.tif"):
+        with rasterio.open(masks / name) as ds:
+            assert np.array_equal(ds.read(1) == 255, want_of(name[:-4])), name
+    _assert_readers_place(images, gpkg, want_of)

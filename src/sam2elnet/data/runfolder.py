@@ -61,6 +61,7 @@ __all__ = [
     "SCENE_MANIFEST",
     "image_paths_by_stem",
     "run_image_path",
+    "row_kept",
     "run_row_paths",
     "kept_by_stem",
     "label_quality_csv",
@@ -115,6 +116,12 @@ def parse_bool(text: Any) -> bool | None:
     if t in ("0", "false", "no", "n", "rejected", "reject", "f"):
         return False
     return None
+
+
+def row_kept(row: dict[str, Any]) -> bool:
+    """Whether a ``quality.csv`` row (as written, ``kept`` a bool, or as read back, its text)
+    was kept by the quality filter (:func:`parse_bool` of ``kept``; blank or absent: False)."""
+    return parse_bool(row.get("kept")) is True
 
 
 def parse_float(text: Any) -> float:

@@ -31,6 +31,7 @@ from sam2elnet.data.runfolder import (
     SUMMARY_JSON,
     parse_score,
     read_csv_rows,
+    row_kept,
     run_row_paths,
 )
 from sam2elnet.errors import DataError, UserError
@@ -218,7 +219,7 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
             redo += 1
             label.unlink(missing_ok=True)
             continue
-        row["kept"] = row.get("kept") in ("1", "True", "true")
+        row["kept"] = row_kept(row)
         row = run_row_paths(row)  # image and coarse; a relative one: of the working folder
         done[row["image"]] = row
     if redo:

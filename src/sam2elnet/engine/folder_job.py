@@ -31,6 +31,7 @@ from sam2elnet.data.runfolder import (
     SKIPPED_CSV,
     SUMMARY_JSON,
     csv_table_text,
+    row_kept,
     run_image_path,
     run_row_paths,
     write_summary,
@@ -73,7 +74,7 @@ class FolderResult:
 
     @property
     def n_kept(self) -> int:
-        return sum(1 for r in self.rows if r.get("kept") in (True, "1", 1, "True"))
+        return sum(1 for r in self.rows if row_kept(r))
 
     def __repr__(self) -> str:
         """One line: the folder and counts (``rows`` / ``skipped`` / ``summary`` hold the data)."""
@@ -216,7 +217,7 @@ class FolderJob:
         if not math.isfinite(score) or not row.get("label"):
             return row
         kept = self.spec.keeps(score) and not is_unusable(row.get("quality_flag"))
-        if kept == (row.get("kept") in (True, "True", "1")):
+        if kept == row_kept(row):
             return row
         src = self.out / str(row["label"])
         rel = Path("labels" if kept else "rejected") / src.name
@@ -298,7 +299,7 @@ class FolderJob:
         try:
             for f in large:
                 row = self.run_scene(f, names[f], coarse_of(f) if coarse_of else None)
-                kept += row is not None and row["kept"] in (True, "True", "1")
+                kept += row is not None and row_kept(row)
                 skipped += row is None
                 bar.update(1)
                 bar.set_postfix(kept=kept, skipped=skipped, refresh=False)
@@ -320,7 +321,7 @@ class FolderJob:
                     self.skips.add(item, reason)
                 # absolute here, not in the workers (whose working folder may differ)
                 self.rows.extend(run_row_paths(r) for r in res.rows)
-                kept += sum(1 for r in res.rows if r["kept"] in (True, "True", "1"))
+                kept += sum(1 for r in res.rows if row_kept(r))
                 skipped += len(res.skipped)
                 bar.update(len(chunk))
                 bar.set_postfix(kept=kept, skipped=skipped, refresh=False)
@@ -387,7 +388,7 @@ class FolderJob:
 
     def summary(self, t0: float, n_new: int, extra: dict[str, Any]) -> dict[str, Any]:
         scores = [float(r["predicted_iou"]) for r in self.rows]
-        kept = sum(1 for r in self.rows if r["kept"] in (True, "True", "1"))
+        kept = sum(1 for r in self.rows if row_kept(r))
         flagged: dict[str, int] = defaultdict(int)
         for r in self.rows:
             if r.get("quality_flag"):

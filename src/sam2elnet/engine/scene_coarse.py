@@ -22,6 +22,13 @@ from typing import Any
 import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.grid_cover import (
+    FULL_COVER,
+    PARTIAL_COVER_KIND,
+    footprint_share,
+    no_overlap_error,
+    partial_cover_note,
+)
 from sam2elnet.data.grids import dataset_header, other_grid, resample_nearest
 from sam2elnet.data.mask_values import mask_encoding
 from sam2elnet.data.masks import KIND_NO_GEOREF_LABEL, pixel_index_note
@@ -196,14 +203,6 @@ class CoarseSource:
         it as an empty label with the shared file's warning (unless ``quiet``,
         :func:`~sam2elnet.data.vector_shared.warn_no_features`); warn (unless ``quiet``) when it
         covers only part of it (:func:`~sam2elnet.data.grid_cover.footprint_share`)."""
-        from sam2elnet.data.grid_cover import (
-            FULL_COVER,
-            PARTIAL_COVER_KIND,
-            footprint_share,
-            no_overlap_error,
-            partial_cover_note,
-        )
-
         share = footprint_share(grid, path=self.path, like=self._scene_name)
         if share <= 0 and shared:
             self._empty = True
