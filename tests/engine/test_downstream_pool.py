@@ -9,9 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 from helpers_downstream import tiny_downstream_config, write_disk_pairs
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sam2elnet.engine.downstream import train_and_evaluate
-from sam2elnet.engine.downstream_pool import DownstreamPool, one_thread, pool_workers
+from sam2elnet.engine.downstream_pool import (
+    DownstreamPool,
+    makespan,
+    one_thread,
+    pool_workers,
+)
 from sam2elnet.errors import DataError
 
 
@@ -91,19 +98,81 @@ def test_an_error_in_a_worker_comes_back_naming_the_file(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("pending", "device", "threads", "want"),
-    [(5, "cpu", 2, 2), (1, "cpu", 8, 1), (3, "cpu", 8, 3), (5, "cuda", 8, 1), (0, "cpu", 2, 1)],
+    [
+        (1, "cpu", 8, 1),
+        (3, "cpu", 8, 3),
+        (5, "cuda", 8, 1),
+        (0, "cpu", 2, 1),
+        (4, "cpu", 2, 2),  # two rounds of two: no core idles
+        (6, "cpu", 2, 2),
+        (10, "cpu", 2, 2),
+        (5, "cpu", 2, 3),  # three at a time: 2.5 trainings' time, not 3 rounds with one alone
+        (3, "cpu", 2, 3),  # 1.5, not 2
+        (7, "cpu", 2, 4),  # 3.5, not 4 (at most twice the cores)
+        (9, "cpu", 8, 9),  # one round on eight cores
+        (20, "cpu", 8, 10),  # 2.5, the fewest workers reaching it
+        (5, "cpu", 1, 1),  # one core: one at a time (SAM2ELNET_THREADS=1)
+    ],
 )
-def test_workers_are_the_smaller_of_trainings_and_threads(
+def test_workers_finish_the_trainings_soonest_with_the_fewest_processes(
     pending: int, device: str, threads: int, want: int
 ) -> None:
     assert pool_workers(pending, device, threads) == want
 
 
+@pytest.mark.parametrize(
+    ("trainings", "workers", "cores", "want"),
+    [(5, 2, 2, 3.0), (5, 3, 2, 2.5), (5, 5, 2, 2.5), (4, 2, 2, 2.0), (1, 4, 2, 1.0), (0, 2, 2, 0.0),
+     (5, 1, 1, 5.0), (3, 8, 8, 1.0)],
+)  # fmt: skip
+def test_makespan_of_equal_trainings(trainings: int, workers: int, cores: int, want: float) -> None:
+    assert makespan(trainings, workers, cores) == pytest.approx(want)
+
+
+@given(
+    n=st.integers(min_value=1, max_value=40),
+    w=st.integers(min_value=1, max_value=40),
+    c=st.integers(min_value=1, max_value=16),
+)
+def test_makespan_is_never_below_the_work_or_one_training(n: int, w: int, c: int) -> None:
+    """No schedule beats the work spread over every core, nor one training's own time; the
+    chosen worker count is never slower than one worker per core."""
+    t = makespan(n, w, c)
+    assert t >= n / c - 1e-9 and t >= 1.0
+    best = pool_workers(n, "cpu", c)
+    assert makespan(n, best, c) <= makespan(n, min(n, c), c) + 1e-9
+    assert min(n, c) <= best <= min(n, 2 * c)
+
+
 def test_workers_follow_the_thread_policy(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SAM2ELNET_THREADS", "3")
-    assert pool_workers(5, "cpu") == 3
+    monkeypatch.setenv("SAM2ELNET_THREADS", "4")
+    assert pool_workers(4, "cpu") == 4
+    assert pool_workers(5, "cpu") == 5  # 1.25 trainings' time, not 2 with the fifth alone
     monkeypatch.setenv("SAM2ELNET_THREADS", "1")  # the test suite's and helpers' setting
     assert pool_workers(5, "cpu") == 1
+
+
+def _busy_then_sleep(seconds: float) -> float:
+    import time
+
+    end = time.process_time() + 0.3
+    while time.process_time() < end:  # 0.3 s of CPU
+        pass
+    time.sleep(seconds)
+    return seconds
+
+
+def test_a_workers_time_is_its_cpu_time_in_turn_its_wall_time() -> None:
+    """Side by side, a training's time is what it used of a core (the ETA's sample and its
+    ``done in`` line: the same whether it had a core of its own or shared one); waiting does
+    not count. In turn it is the wall time, as before."""
+    with DownstreamPool(2) as pool:
+        runs = [pool.submit(_busy_then_sleep, seconds=1.0) for _ in range(2)]
+        took = [r.result()[1] for r in runs]
+    assert all(0.25 < t < 0.9 for t in took), took
+    with DownstreamPool(1) as pool:
+        (_, wall) = pool.submit(_busy_then_sleep, seconds=1.0).result()
+    assert wall > 1.25
 
 
 def _sleep(seconds: float) -> float:
@@ -130,8 +199,9 @@ def test_an_error_in_the_caller_stops_the_trainings_running_beside_it() -> None:
 
 
 def test_wait_for_core_returns_when_a_cpu_is_free_of_trainings() -> None:
-    """Five trainings on two cores run in three rounds, the last alone: the caller's other work
-    waits for that round (a free core), not beside two trainings where it slows both."""
+    """Trainings in rounds of the core count (three on two cores here, two at a time): the
+    caller's other work waits for a free core, not beside two trainings where it slows both;
+    more workers than cores share them anyway: it starts at once."""
     import time
 
     with DownstreamPool(2) as pool:
@@ -145,6 +215,12 @@ def test_wait_for_core_returns_when_a_cpu_is_free_of_trainings() -> None:
         assert pool.outstanding() == 1 and 1.4 < waited < 3.5
         assert [r.result()[0] for r in runs] == [0.2, 1.5, 4.0]
         assert pool.outstanding() == 0
+    with DownstreamPool(3) as pool:  # three on two cores: they share the cores anyway
+        runs = [pool.submit(_sleep, seconds=s) for s in (1.0, 1.0, 1.0)]
+        t0 = time.perf_counter()
+        assert pool.wait_for_core(2) == 1  # at once, on one thread: one more share
+        assert time.perf_counter() - t0 < 0.5 and pool.outstanding() == 3
+        assert [r.result()[0] for r in runs] == [1.0, 1.0, 1.0]
     with DownstreamPool(1) as pool:  # in turn: nothing runs before its result is asked for
         later = pool.submit(_sleep, seconds=0.5)
         t0 = time.perf_counter()

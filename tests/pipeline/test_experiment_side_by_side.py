@@ -38,7 +38,7 @@ def test_table1_is_the_same_in_turn_and_side_by_side(
     assert scored and trained and max(scored) < min(trained), done
     per_image = (out / "per_image.csv").read_text()
     capsys.readouterr()
-    # the downstream trainings again, two at a time
+    # the downstream trainings again, side by side
     for m in (out / "stages").glob("downstream_*.json"):
         m.unlink()
     shutil.rmtree(out / "downstream" / "by_fingerprint")
@@ -50,7 +50,10 @@ def test_table1_is_the_same_in_turn_and_side_by_side(
     ran = [k for k, v in r["stages"].items() if k.startswith("downstream_") and v == "ran"]
     assert len(ran) >= 2, r["stages"]
     assert "stage elnet: done before, skipped" in err
-    assert f"downstream: {len(ran)} trainings, 2 at a time (one CPU thread each" in err
+    # five on two cores: three at a time (engine.downstream_pool.pool_workers), 2.5 trainings'
+    # time instead of three rounds with the last alone
+    want = {5: 3}.get(len(ran), 2)
+    assert f"downstream: {len(ran)} trainings, {want} at a time on 2 cores (one CPU thread" in err
     # every downstream stage says the time its own training took (not 0, not a missing entry)
     for name in ran:
         assert r["stage_seconds"][name] > 0, (name, r["stage_seconds"])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from sam2elnet.engine.downstream_pool import makespan
 from sam2elnet.pipeline import experiment_stages
 from sam2elnet.pipeline.experiment_stages import Stages, clock
 
@@ -157,7 +159,7 @@ def test_stages_side_by_side_count_in_rounds_and_time_their_own_work(
     two, it is the 24 s, 24 s, 12 s, 12 s actually left."""
     st = Stages(tmp_path, resume=False, progress=True)
     st.expect({"down": 5}, reference={"down": 10.0})
-    st.lanes["down"] = 2
+    st.side_by_side["down"] = partial(makespan, workers=2, cores=2)
     assert st._eta() == "ETA ~0:30 (estimate: down not timed yet, at the reference times x 1)"
     waits = [12, 0, 12, 0, 12]
     ends = []
@@ -169,6 +171,24 @@ def test_stages_side_by_side_count_in_rounds_and_time_their_own_work(
     assert st.done("down_1") and not st.done("down_9")
     st.run("keyed", lambda: {}, key="k1")
     assert st.done("keyed", "k1") and not st.done("keyed", "k2")  # other inputs: runs again
+
+
+def test_more_trainings_than_cores_at_once_count_as_shared_cores(
+    tmp_path: Path, capsys, clk: _Clock
+) -> None:
+    """Five trainings three at a time on two cores: the ETA before any is timed is 2.5 x the
+    reference (not two rounds of 10 s, nor three); each training's time is its CPU time, 12 s,
+    whatever the wait; the last two after the first round take one training's time."""
+    st = Stages(tmp_path, resume=False, progress=True)
+    st.expect({"down": 5}, reference={"down": 10.0})
+    st.side_by_side["down"] = partial(makespan, workers=3, cores=2)
+    assert st._eta() == "ETA ~0:25 (estimate: down not timed yet, at the reference times x 1)"
+    ends = []
+    for k, wait in enumerate([18, 0, 0, 12, 0]):
+        st.run(f"down_{k}", clk.takes(wait), took=lambda: 12.0)
+        ends.append(_line(capsys.readouterr().err, f"down_{k}").split("; ")[-1])
+    assert ends == ["ETA 0:30", "ETA 0:18", "ETA 0:12", "ETA 0:12", "ETA 0:00"]
+    assert st.seconds["down_0"] == 12.0
 
 
 @pytest.mark.parametrize("text", ['{"key": null, "seconds": 3}', "[1, 2]", "{not json"])

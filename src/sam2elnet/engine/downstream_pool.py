@@ -11,17 +11,20 @@ scales poorly over threads (two 1-thread trainings at once cost about half the C
 2-thread ones in turn).
 
 Workers are processes (``fork`` where the platform has it: no second import of torch; else
-``spawn``), at most the thread policy's count
-(:func:`sam2elnet.utils.threads.thread_count`: ``SAM2ELNET_THREADS``, the CPUs this process may
-use). On a GPU, or with one worker, the trainings run in this process in turn, when their result
-is asked for, as before.
+``spawn``). How many (:func:`pool_workers`): the count that finishes the trainings soonest on the
+thread policy's cores (:func:`sam2elnet.utils.threads.thread_count`: ``SAM2ELNET_THREADS``, the
+CPUs this process may use), by :func:`makespan`. That is the core count, or up to twice it where
+the last round would leave cores idle: five trainings on two cores run three at a time, the
+kernel sharing two cores among three one-thread processes (2.5 trainings' time), not in three
+rounds with the last one alone (3). A one-thread process wastes nothing when it shares a core
+(no OpenMP thread spins waiting for a sibling); docs/benchmarks.md "Demo timing" measures it. On
+a GPU, or with one worker, the trainings run in this process in turn, when their result is asked
+for, as before.
 
 While workers train, the caller may do other work that no training waits for
-(:meth:`DownstreamPool.wait_for_core` first: it returns once fewer trainings are queued or running
-than the machine has CPU threads, and how many threads are free, for :func:`at_most_threads`).
-Five trainings on two cores run in three rounds, the last one alone: the caller's work then runs
-on the core that would idle, on one thread, not beside two trainings or on two threads, where it
-slows the last training and itself (docs/benchmarks.md "Demo timing").
+(:meth:`DownstreamPool.wait_for_core` first: it returns once a core is free of trainings, or at
+once where the trainings share the cores anyway, and how many threads the caller may use, for
+:func:`at_most_threads`): its work then fills cores that would idle, on one thread.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from typing import Any
 from sam2elnet.errors import UserError
 from sam2elnet.utils.threads import set_torch_threads
 
-__all__ = ["DownstreamPool", "at_most_threads", "one_thread", "pool_workers"]
+__all__ = ["DownstreamPool", "at_most_threads", "makespan", "one_thread", "pool_workers"]
 
 
 @contextlib.contextmanager
@@ -71,9 +74,27 @@ def one_thread() -> contextlib.AbstractContextManager[None]:
     return at_most_threads(1)
 
 
+def makespan(trainings: int, workers: int, cores: int) -> float:
+    """How long ``trainings`` equal one-thread trainings take with ``workers`` of them at once
+    on ``cores`` cores, in units of one training's time on a core of its own (0 for none).
+
+    A model of fair sharing (the kernel's scheduler): a round of ``w`` trainings on ``c`` cores
+    takes ``max(w, c) / c``; the trainings go in rounds of ``workers``, then the rest. Five on
+    two cores: 3.0 two at a time (the third round alone), 2.5 three at a time. The ETA of
+    trainings run side by side counts with it (:attr:`~sam2elnet.pipeline.experiment_stages.Stages.side_by_side`).
+    """
+    n, c = max(0, int(trainings)), max(1, int(cores))
+    w = max(1, min(int(workers), n)) if n else 1
+    full, rest = divmod(n, w)
+    return full * max(w, c) / c + (max(rest, c) / c if rest else 0.0)
+
+
 def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
-    """Trainings to run at once: 1 on a non-CPU device, else the smaller of ``pending`` and
-    ``threads`` (default: the thread policy's count); at least 1."""
+    """Trainings to run at once: 1 on a non-CPU device; else, of ``pending`` trainings on
+    ``threads`` cores (default: the thread policy's count), the fewest workers among those
+    from ``min(pending, threads)`` to ``min(pending, 2 * threads)`` with the least
+    :func:`makespan` (at most twice the cores: each worker holds one U-Net's memory); at least 1.
+    Five on two cores: 3; four or six on two: 2; five on eight: 5."""
     if device != "cpu":
         return 1
     if threads is None:
@@ -81,7 +102,9 @@ def pool_workers(pending: int, device: str, threads: int | None = None) -> int:
         from sam2elnet.utils.threads import thread_count
 
         threads = thread_count()
-    return max(1, min(int(pending), int(threads)))
+    n, c = max(1, int(pending)), max(1, int(threads))
+    choices = range(min(n, c), min(n, 2 * c) + 1)
+    return min(choices, key=lambda w: (makespan(n, w, c), w))
 
 
 #: The signals a forked worker handles itself (:func:`_worker_start`).
@@ -127,18 +150,21 @@ def _worker_start(parent: int) -> None:
         os._exit(1)
 
 
-def _timed(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
+def _timed(
+    fn: Callable[..., Any], kwargs: dict[str, Any], clock: Callable[[], float] = time.perf_counter
+) -> tuple[Any, float]:
+    t0 = clock()
     value = fn(**kwargs)
-    return value, time.perf_counter() - t0
+    return value, clock() - t0
 
 
 def _run_in_worker(fn: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Any, float]:
-    """``(fn(**kwargs), seconds it took)`` in a worker; an error that cannot travel back by
-    pickle (an exception class with its own constructor) comes back as a :class:`UserError`
-    with its text."""
+    """``(fn(**kwargs), CPU seconds it took)`` in a worker (one torch thread: its time on one
+    core, the same whether the worker had a core of its own or shared one); an error that
+    cannot travel back by pickle (an exception class with its own constructor) comes back as a
+    :class:`UserError` with its text."""
     try:
-        return _timed(fn, kwargs)
+        return _timed(fn, kwargs, time.process_time)
     except UserError as e:
         try:
             pickle.loads(pickle.dumps(e))
@@ -193,8 +219,10 @@ class DownstreamPool:
     """Runs ``fn(**kwargs)`` trainings with ``workers`` at once (see the module docstring).
 
     Use as a context manager; :meth:`submit` returns an object whose ``result()`` gives
-    ``(the training's return value, seconds it took)`` (or raises its error). ``fn`` and the values in ``kwargs`` and its
-    result must pickle when ``workers`` > 1.
+    ``(the training's return value, seconds it took)`` (or raises its error): in a worker its
+    CPU seconds (one thread: its time on one core, whether it shared the core or not), in turn
+    its wall seconds. ``fn`` and the values in ``kwargs`` and its result must pickle when
+    ``workers`` > 1.
 
     Args:
         workers: trainings at once (:func:`pool_workers`); 1 = in this process, in turn.
@@ -239,15 +267,19 @@ class DownstreamPool:
         policy's count, :func:`~sam2elnet.utils.threads.thread_count`); return how many of the
         ``cores`` no training uses then (>= 1), the torch threads for work the caller does next
         (:func:`at_most_threads`: more would slow the trainings and itself). At once in turn
-        (all ``cores``) or with more cores than trainings; with five trainings on two cores,
-        when the last one starts alone (1). A training's error is not raised here but by its
-        ``result()``."""
+        (all ``cores``) or with more cores than trainings; at once on one thread where more
+        workers than ``cores`` share them (five trainings on two cores, three at a time: the
+        caller's work is one more share of two busy cores, and no core idles at the end);
+        with four trainings on two cores, when the last one starts alone (1). A training's
+        error is not raised here but by its ``result()``."""
         if cores is None:
             # looked up per call, not at module import: tests replace utils.threads.thread_count
             from sam2elnet.utils.threads import thread_count
 
             cores = thread_count()
         cores = max(1, int(cores))
+        if self._ex is not None and self.workers > cores:
+            return 1
         while True:
             running = [f for f in self._futures if not f.done()]
             if len(running) < cores:

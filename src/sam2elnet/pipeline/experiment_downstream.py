@@ -8,10 +8,16 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sam2elnet.engine.downstream_pool import DownstreamPool, at_most_threads, pool_workers
+from sam2elnet.engine.downstream_pool import (
+    DownstreamPool,
+    at_most_threads,
+    makespan,
+    pool_workers,
+)
 from sam2elnet.option_values import CURVE_POINTS_MAX
 from sam2elnet.pipeline.experiment_config import (
     DOWNSTREAM_EVAL_VERSION,
@@ -26,6 +32,8 @@ from sam2elnet.pipeline.experiment_stages import (
     out_relative,
     sha,
 )
+from sam2elnet.utils import threads as thread_policy  # per call: tests replace thread_count
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_json_atomic
 
 Runs = dict[str, tuple[list[str], dict[str, str], int]]
@@ -67,10 +75,13 @@ def _stored(stored: Path, curved: Sequence[Path]) -> Path | None:
 
 def downstream_lanes(stages: Stages, trainings: int, device: str) -> int:
     """How many of ``trainings`` downstream trainings run side by side on ``device``
-    (:func:`~sam2elnet.engine.downstream_pool.pool_workers`), set as the ETA's lanes of the
-    ``downstream`` stages (:attr:`Stages.lanes`): the planned count before they start, the
-    count still to train once it is known."""
-    stages.lanes["downstream"] = workers = pool_workers(trainings, device)
+    (:func:`~sam2elnet.engine.downstream_pool.pool_workers`), set for the ETA of the
+    ``downstream`` stages (:attr:`Stages.side_by_side`: that many at once on the thread
+    policy's cores, :func:`~sam2elnet.engine.downstream_pool.makespan`): the planned count
+    before they start, the count still to train once it is known."""
+    workers = pool_workers(trainings, device)
+    cores = thread_policy.thread_count() if workers > 1 else 1
+    stages.side_by_side["downstream"] = partial(makespan, workers=workers, cores=cores)
     return workers
 
 
@@ -102,9 +113,10 @@ def train_downstream(
 
     ``meanwhile``: other stages, which no training of ``runs`` needs, run in this process while
     the trainings train, once a CPU is free of them and on the torch threads free
-    (:meth:`~sam2elnet.engine.downstream_pool.DownstreamPool.wait_for_core`: on two cores, on one
-    thread beside the last of five trainings instead of on two before all of them); it returns more settings (table
-    2's), handled as ``runs`` (skipped, reused or trained) and returned after them. In turn (one
+    (:meth:`~sam2elnet.engine.downstream_pool.DownstreamPool.wait_for_core`: five trainings on
+    two cores run three at a time, and these stages at once beside them on one thread; four
+    on two cores, on one thread beside the last); it returns more settings (table 2's),
+    handled as ``runs`` (skipped, reused or trained) and returned after them. In turn (one
     worker, a GPU) it runs before any training, as without it.
     """
     cache: dict = {}
@@ -179,9 +191,11 @@ def train_downstream(
     run_cfg = dcfg if workers == 1 else dcfg.model_copy(update={"progress": False})
     buffers = cfg.road_buffer if road_buffers is None else road_buffers
     if workers > 1:
+        cores = thread_policy.thread_count()
         stages.say(
-            f"downstream: {len(first)} trainings, {workers} at a time (one CPU thread each: "
-            "the same numbers as one after another)"
+            f"downstream: {plural(len(first), 'training')}, {workers} at a time on "
+            f"{plural(cores, 'core')} (one CPU thread each: the same numbers as one after "
+            "another; a training's time below is its CPU time)"
         )
     started: dict[str, Any] = {}
     settings = dict(runs)

@@ -156,9 +156,11 @@ class Stages:
         self.progress = progress
         self.plan: dict[str, int] = {}
         self.reference: dict[str, float] = {}
-        self.lanes: dict[str, int] = {}
-        """Stages of a kind that run side by side (kind -> count; 1 when absent): the ETA counts
-        the stages still to come of that kind in rounds of this many."""
+        self.side_by_side: dict[str, Callable[[int], float]] = {}
+        """Stages of a kind that run side by side: kind -> how many one-stage times ``n`` of
+        them take (absent: ``n``, one after another); the ETA counts the stages still to come
+        of that kind with it (the downstream trainings:
+        :func:`~sam2elnet.engine.downstream_pool.makespan`)."""
         self._t0 = time.perf_counter()
         self._ran: dict[str, list[float]] = {}
 
@@ -200,7 +202,7 @@ class Stages:
             rest = max(0, n - done)
             if not rest:
                 continue
-            rounds = math.ceil(rest / max(1, self.lanes.get(kind, 1)))
+            rounds = self.side_by_side.get(kind, float)(rest)
             if self._ran.get(kind):
                 left += rounds * sum(self._ran[kind]) / len(self._ran[kind])
             elif kind in self.reference:
@@ -304,7 +306,7 @@ class Stages:
         another setting name), or None: a reused stage is done (status ``reused``, marker
         written) without running ``fn`` and is no timing sample for the ETA. ``took`` (called
         after ``fn``) gives the seconds the stage's work took where ``fn`` only waits for it (a
-        training in a worker process, side by side with others: :attr:`lanes`); its timing
+        training in a worker process, side by side with others: :attr:`side_by_side`); its timing
         sample and the ``done in`` line, instead of the wait. ``finished``: what
         :meth:`finished` gave for ``name`` and ``key`` (``say=True``) where the caller has read
         the marker already (None: not finished); it is not read again.
