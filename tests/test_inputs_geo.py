@@ -617,3 +617,39 @@ def test_scene_positive_values_for_class_index_coarse_label(
     with rasterio.open(tmp_path / "two.tif") as ds:
         obj = ds.read(1) == 255
     assert obj.any() and obj[8:30, 8:30].sum() == obj.sum()  # only where class 2 is
+
+
+def test_read_mask_on_grid_names_what_its_caller_reads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its messages said "coarse label raster" (and "would be enhanced") whatever the caller
+    read; now "label raster" by default, the caller's word with ``label``."""
+    from sam2elnet.errors import DataError
+
+    img_path = write_tif(tmp_path / "i.tif", np.zeros((1, H, W), np.uint8))
+    img = read_image(img_path)
+    lab = np.full((H, W), 255, np.uint8)
+    far = _label_tif(
+        tmp_path / "far.tif", lab, "EPSG:32633", Affine(10, 0, 600000, 0, -10, 4000000)
+    )
+    with pytest.raises(DataError) as err:
+        read_mask_on_grid(far, img)
+    text = str(err.value)
+    assert text.startswith(f"{far}: label raster does not overlap the image {img_path} at all")
+    assert "the image would be given an empty label; check the label's CRS" in text, text
+    assert "coarse" not in text
+    with pytest.raises(DataError, match="would be given an empty truth label;"):
+        read_mask_on_grid(far, img, label="truth label")
+    half = _label_tif(
+        tmp_path / "half.tif",
+        lab,
+        "EPSG:32633",
+        Affine(10, 0, 500000 + 10 * W // 2, 0, -10, 4000000),
+    )
+    with caplog.at_level(logging.WARNING):
+        read_mask_on_grid(half, img)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{half}: the label raster covers 50.0 % of the image {img_path}; the other 50.0 % lies "
+        "outside its footprint and gets no label (background there); check the label's "
+        "georeference if it should cover the whole image"
+    ]

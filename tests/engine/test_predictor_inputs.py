@@ -51,8 +51,20 @@ def test_a_valid_mask_of_another_size_is_not_ignored(pred: Predictor) -> None:
 
 
 def test_a_coarse_label_of_0_255_is_refused(pred: Predictor) -> None:
-    with pytest.raises(DataError, match="coarse label 0 has values up to 255"):
+    """The values read naturally: a constant label "all values 255" (was "values up to 255
+    (lowest 255)"), a 0/255 one "values from 0 to 255"."""
+    advice = (
+        "; give a bool (H, W) mask or 0/1 (sam2elnet.data.raster.read_mask reads 0/255 files "
+        "as bool)"
+    )
+    with pytest.raises(DataError) as err:
         pred.predict([X], coarse=[np.full((32, 32), 255, np.uint8)])
+    assert str(err.value) == "coarse label 0 has all values 255" + advice
+    two = np.zeros((32, 32), np.uint8)
+    two[:4] = 255
+    with pytest.raises(DataError) as err:
+        pred.predict([X], coarse=[two])
+    assert str(err.value) == "coarse label 0 has values from 0 to 255" + advice
     # bool, 0/1 and (1, H, W) masks are taken as before
     a, _ = pred.predict([X], coarse=[np.ones((32, 32), bool)])
     b, _ = pred.predict([X], coarse=[np.ones((1, 32, 32), np.uint8)])

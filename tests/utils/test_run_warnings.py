@@ -148,3 +148,33 @@ def test_a_keyed_warning_replayed_from_several_chunks_counts_once(caplog):
         run.replay([(log.name, "range", "a.tif: far")])  # a 3-tuple (no key) is still taken
     assert _texts(caplog) == ["s.gpkg: labels have no CRS", "a.tif: far"]
     assert run.counts() == {"no crs": 1, "range": 1}
+
+
+def test_the_closing_note_names_a_sample_of_the_items(caplog):
+    """A warning given an ``item`` (the shared coarse-label file's images it misses): the closing
+    note names the first three and counts the rest, in this process and replayed from chunks
+    (was: only the first, in the warning itself, and a bare count)."""
+    with caplog.at_level(logging.WARNING), RunWarnings("image") as run:
+        for chunk in (["a", "b"], ["c", "d", "e"]):
+            with RunWarnings(collect=True) as found:
+                for name in chunk:
+                    warn_once(log, "empty", f"{name}.tif: missed", item=f"{name}.tif")
+            run.replay(found.pending)
+        warn_once(log, "plain", "x.tif: no item")
+        warn_once(log, "plain", "y.tif: no item")
+    assert _texts(caplog) == ["a.tif: missed", "x.tif: no item"]
+    assert run.record()[0] == {
+        "warning": "empty", "count": 5, "first": "a.tif: missed",
+        "sample": ["a.tif", "b.tif", "c.tif"],
+    }  # fmt: skip
+    assert "sample" not in run.record()[1]
+    assert run.notes() == [
+        "the warning above (empty) applied to 5 images in all (a.tif, b.tif, c.tif (+2)); only "
+        "the first was shown",
+        "the warning above (plain) applied to 2 images in all; only the first was shown",
+    ]
+    two = [{"warning": "empty", "count": 2, "first": "t", "sample": ["a.tif", "c.tif"]}]
+    assert repeated_notes(two, "scene") == [
+        "the warning above (empty) applied to 2 scenes in all (a.tif, c.tif); only the first "
+        "was shown"
+    ]

@@ -326,8 +326,9 @@ def enhance_cmd(
         None,
         "--labels",
         help="Folder of coarse labels matched by name (masks or vector files), one "
-        "GeoJSON/GeoPackage/Shapefile covering all images, or one mask file when --images is one "
-        "image. Required unless --split picks a split that has coarse/ folders.",
+        "GeoJSON/GeoPackage/Shapefile or georeferenced GeoTIFF covering all images (an image it "
+        "misses: an empty coarse label), or one mask file when --images is one image. Required "
+        "unless --split picks a split that has coarse/ folders.",
     ),
     out: Path = OUT,
     line_width: Optional[float] = LINE_WIDTH,  # noqa: UP045

@@ -5,7 +5,9 @@ outside its footprint with background. A label of another place (a CRS mix-up, t
 would so give an all-background coarse label, and the image would be enhanced from nothing:
 :func:`footprint_share` measures the covered share cheaply, :func:`no_overlap_error` is the
 refusal of a label covering none of its image and :func:`partial_cover_note` the warning of one
-covering part of it. Used by ``elnet scene`` / large ``enhance`` images
+covering part of it; :func:`footprint_missed` is the one rule of a label that misses its image
+(refused, or, one raster for several images, an empty label with the shared file's warning).
+Used by ``elnet scene`` / large ``enhance`` images
 (:class:`sam2elnet.engine.scene_coarse.CoarseSource`) and whole ``enhance`` images
 (:func:`sam2elnet.data.masks.read_mask_on_grid`, with the exact count of its placement).
 """
@@ -17,18 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.georef import crs_name
+from sam2elnet.data.georef import crs_name, grid_kind
 from sam2elnet.data.grids import OtherGrid, resample_nearest
+from sam2elnet.data.vector_shared import warn_no_features
 from sam2elnet.errors import DataError
 
 __all__ = [
+    "COARSE",
     "COVERAGE_SIDE",
     "FULL_COVER",
     "PARTIAL_COVER_KIND",
+    "check_shared_georef",
+    "footprint_missed",
     "footprint_share",
     "no_overlap_error",
     "partial_cover_note",
 ]
+
+
+COARSE = "coarse label"
+"""The default ``label`` of the messages here: what ``elnet scene`` / ``enhance`` read. Another
+reader names its own (``"label"``: :func:`sam2elnet.data.masks.read_mask_on_grid`'s default)."""
 
 
 COVERAGE_SIDE = 1024
@@ -138,39 +149,119 @@ def _where(geo: dict[str, Any], shape: tuple[int, int]) -> str:
 
 
 def no_overlap_error(
-    path: str | Path, like: str | Path, grid: OtherGrid, what: str = "image"
+    path: str | Path,
+    like: str | Path,
+    grid: OtherGrid,
+    what: str = "image",
+    label: str = COARSE,
 ) -> DataError:
     """The refusal of a raster label on another grid that covers no pixel of its image (almost
-    always a CRS or georeference mix-up, or the label of another place): enhancing from it would
-    start from an all-background label. One line naming both files, where each lies and what to
-    check.
+    always a CRS or georeference mix-up, or the label of another place): reading it would give
+    an all-background label (enhancing from it, for a coarse label). One line naming both files,
+    where each lies and what to check.
 
     Args:
         path: the label (named first); ``like``: the image (``what``: ``"image"``, ``"scene"``).
         grid: from :func:`other_grid` (``src``: the label, ``dst``: the image).
+        label: what the label is, in the message: ``"coarse label"`` (:data:`COARSE`) says the
+            image would be enhanced from an empty coarse label; any other (``"label"``,
+            ``"truth label"``) that the image would be given an empty one.
     """
+    then = "enhanced from an empty coarse label" if label == COARSE else f"given an empty {label}"
     return DataError(
-        f"coarse label raster does not overlap the {what} {like} at all ({what} "
+        f"{label} raster does not overlap the {what} {like} at all ({what} "
         f"{_where(grid.dst_geo, grid.dst_shape)}, label {_where(grid.src_geo, grid.src_shape)}): "
-        f"the {what} would be enhanced from an empty coarse label; check the label's CRS and "
-        f"georeference (gdalinfo), or that it is the label of this {what}",
+        f"the {what} would be {then}; check the label's CRS and georeference (gdalinfo), or "
+        f"that it is the label of this {what}",
         path,
     )
 
 
+def footprint_missed(
+    path: str | Path,
+    like: str | Path,
+    grid: OtherGrid,
+    *,
+    what: str = "image",
+    label: str = COARSE,
+    shared: bool = False,
+    quiet: bool = False,
+) -> None:
+    """The one rule for a raster label on another grid whose footprint misses its image
+    (whole ``enhance`` images, :func:`~sam2elnet.data.masks.read_mask_on_grid`; scenes and
+    windowed images, :class:`~sam2elnet.engine.scene_coarse.CoarseSource`).
+
+    One image's own label is refused (:func:`no_overlap_error`). One raster file for several
+    images (``shared``: a :class:`~sam2elnet.data.vector_shared.SharedRaster`, ``scene --labels
+    region.tif`` with a folder of scenes, ``enhance --labels region.tif`` with a folder of
+    images) is a regional label, not this image's own: the caller gives the image an empty
+    label, and :func:`~sam2elnet.data.vector_shared.warn_no_features` says so once per run
+    (unless ``quiet``), as for one vector file for several images.
+
+    Raises:
+        DataError: not ``shared`` (:func:`no_overlap_error`, with ``what`` and ``label``).
+    """
+    if not shared:
+        raise no_overlap_error(path, like, grid, what, label)
+    if not quiet:
+        warn_no_features(like, path, by_name=False, raster=True)
+
+
+def check_shared_georef(
+    path: str | Path,
+    like: str | Path,
+    label_geo: dict[str, Any],
+    image_geo: dict[str, Any],
+    what: str = "image",
+) -> None:
+    """Refuse one raster label for several images (a
+    :class:`~sam2elnet.data.vector_shared.SharedRaster`) on an image it cannot be placed on by
+    map position: the image or the label has no georeference
+    (:func:`~sam2elnet.data.georef.grid_kind` ``"none"``). Used by pixel index, the same
+    regional mask would stand on every image of the folder (or be stretched over it).
+
+    Args:
+        path: the label; ``like``: the image (``what``: ``"image"``, ``"scene"``).
+        label_geo / image_geo: their georeference (``RasterHeader.geo``).
+
+    Raises:
+        DataError: naming the image (it lacks georeference; a folder job skips it with this
+            reason) or the label (it lacks one), and what to do.
+    """
+    if grid_kind(label_geo) == "none":
+        raise DataError(
+            f"has no georeference (CRS + transform, or ground control points) but is one label "
+            f"file for all {what}s, so it cannot be placed on each {what} by map position; "
+            f"georeference it, or give a folder of labels named like the {what}s",
+            path,
+        )
+    if grid_kind(image_geo) == "none":
+        raise DataError(
+            f"has no georeference (CRS + transform, or ground control points), so {path} (one "
+            f"label file for all {what}s) cannot be placed on it by map position; georeference "
+            f"the {what}, or give a folder of labels named like the {what}s",
+            like,
+        )
+
+
 def partial_cover_note(
-    path: str | Path, like: str | Path, share: float, what: str = "image"
+    path: str | Path,
+    like: str | Path,
+    share: float,
+    what: str = "image",
+    label: str = COARSE,
 ) -> str:
     """The warning of a raster label on another grid that covers only ``share`` (0 < share <
-    :data:`FULL_COVER`) of its image: the rest gets no coarse label (background there).
+    :data:`FULL_COVER`) of its image: the rest gets no label (background there).
 
     Args:
         path: the label (named first); ``like``: the image (``what``: ``"image"``, ``"scene"``).
         share: the covered share of the image, in (0, 1).
+        label: what the label is, in the message (:data:`COARSE`, ``"label"``).
     """
     rest = _percent(1 - share)
     return (
-        f"{path}: the coarse label raster covers {_percent(share)} of the {what} {like}; the "
-        f"other {rest} lies outside its footprint and gets no coarse label (background there); "
+        f"{path}: the {label} raster covers {_percent(share)} of the {what} {like}; the "
+        f"other {rest} lies outside its footprint and gets no {label} (background there); "
         "check the label's georeference if it should cover the whole " + what
     )

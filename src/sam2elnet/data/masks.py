@@ -22,7 +22,8 @@ from sam2elnet.data.georef import dataset_georeference, georeference, grid_kind
 from sam2elnet.data.grid_cover import (
     FULL_COVER,
     PARTIAL_COVER_KIND,
-    no_overlap_error,
+    check_shared_georef,
+    footprint_missed,
     partial_cover_note,
 )
 from sam2elnet.data.grids import (
@@ -410,6 +411,9 @@ def read_mask_on_grid(
     path: str | Path,
     like: RasterImage,
     positive_values: tuple[float, ...] | None = None,
+    *,
+    label: str = "label",
+    shared: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a raster label onto the pixel grid of image ``like``.
 
@@ -421,7 +425,8 @@ def read_mask_on_grid(
       neighbour; a GCP-only side through its GCPs with GDAL's thin plate spline,
       :data:`~sam2elnet.data.grids.GCP_METHOD`), whatever its extent, resolution, CRS or origin;
       image pixels the label does not cover are background and not valid. A label covering
-      no pixel of the image is refused (:func:`~sam2elnet.data.grid_cover.no_overlap_error`); one
+      no pixel of the image is refused (:func:`~sam2elnet.data.grid_cover.no_overlap_error`),
+      unless ``shared`` (:func:`~sam2elnet.data.grid_cover.footprint_missed`); one
       covering less than :data:`~sam2elnet.data.grid_cover.FULL_COVER` of it is warned about, once
       per run (:func:`~sam2elnet.data.grid_cover.partial_cover_note`, the share it covers).
     * The same grid, or either side without a georeference: used by pixel index; when only one
@@ -435,6 +440,14 @@ def read_mask_on_grid(
         path: The label raster.
         like: The image whose grid the label is placed on (its ``profile`` and ``shape``).
         positive_values: Mask values that mean "object" (class-index masks).
+        label: What the caller reads, in the messages of a label on another grid
+            (``"label raster does not overlap the image ..."``; ``"coarse label"``: enhance).
+        shared: ``path`` is one raster label for several images (a
+            :class:`~sam2elnet.data.vector_shared.SharedRaster`): an image its footprint misses
+            is no error but an empty label (every pixel background and not valid), said once
+            per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`); an image or label
+            without georeference is refused
+            (:func:`~sam2elnet.data.grid_cover.check_shared_georef`).
 
     Returns:
         ``(object, valid)``: bool (H, W) on ``like``'s grid; ``valid`` None when every pixel is
@@ -442,23 +455,27 @@ def read_mask_on_grid(
 
     Raises:
         DataError: unreadable label, a class-index mask without ``positive_values``, a label
-            on another grid that does not overlap the image, or GCPs GDAL cannot place the
-            label with.
+            on another grid that does not overlap the image (not ``shared``), a ``shared``
+            label or image without georeference, or GCPs GDAL cannot place the label with.
     """
     p = Path(path)
     shape = like.shape
     head = raster_header(p)
     img = RasterHeader(Path(like.path), georeference(like.profile), shape)
+    if shared:  # a regional label is placed by map position, or not at all
+        check_shared_georef(p, like.path, head.geo, img.geo)
     grid = other_grid(head, img)
     if grid is not None:
         mask, valid = read_mask_valid(p, None, None, positive_values)
         grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)
         mask, valid, outside = place_on_grid(mask, valid, grid, p, like.path)
-        if outside >= mask.size:  # enhancing from it would start from an empty label
-            raise no_overlap_error(p, like.path, grid)
+        if outside >= mask.size:  # refused, or (shared) an empty label, said once per run
+            footprint_missed(p, like.path, grid, label=label, shared=shared)
+            return mask, valid
         log.info("%s placed on the image grid by map position (%s)", p.name, grid.describe())
         if (share := 1 - outside / mask.size) < FULL_COVER:
-            warn_once(log, PARTIAL_COVER_KIND, partial_cover_note(p, like.path, share))
+            note = partial_cover_note(p, like.path, share, label=label)
+            warn_once(log, PARTIAL_COVER_KIND, note)
         return mask, valid
     mask, valid = read_mask_valid(p, None, like.path, positive_values)
     if mask.shape == shape:

@@ -31,6 +31,7 @@ from sam2elnet.data.vector_names import (
     unplaced_note,
 )
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.utils.advice import none_of
 from sam2elnet.utils.run_warnings import warn_once
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,11 @@ __all__ = [
     "SharedRaster",
     "SharedVector",
     "check_placeable",
+    "check_raster_placeable",
     "frame_of",
     "is_shared",
     "say_file_notes",
+    "share_raster",
     "share_vectors",
     "warn_no_features",
     "warn_no_width",
@@ -113,9 +116,10 @@ class SharedVector:
 
 @dataclass(frozen=True)
 class SharedRaster:
-    """One raster label file for several scenes (``elnet scene --image FOLDER --labels
-    region.tif``, :func:`~sam2elnet.pipeline.scene_files.shared_coarse`): a regional label,
-    not one scene's own. It stands where the file's path stands (``os.fspath``, ``str`` and
+    """One raster label file for several scenes or images (``elnet scene --image FOLDER --labels
+    region.tif``, :func:`~sam2elnet.pipeline.scene_files.shared_coarse`; ``elnet enhance
+    --images FOLDER --labels region.tif``; :func:`share_raster`): a regional label, not one
+    scene's own, placed on each by map position. It stands where the file's path stands (``os.fspath``, ``str`` and
     ``Path(...)`` give ``path``); picklable. A scene whose footprint it misses is predicted from
     an empty coarse label with the one warning per run of a shared file
     (:func:`warn_no_features`), as with a :class:`SharedVector`, instead of being refused
@@ -128,6 +132,44 @@ class SharedRaster:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+def share_raster(labels: str | Path, images: Sequence[object]) -> SharedRaster | None:
+    """``labels`` as one raster label for all ``images`` (:class:`SharedRaster`): a raster file
+    (not a folder, not a vector file) given for two or more images. None otherwise (a folder of
+    labels, a vector file: :func:`share_vectors`; one image's own label; a missing file, which
+    the reader names)."""
+    from sam2elnet.data.vector import is_vector_path
+
+    p = Path(labels)
+    if len(images) < 2 or not p.is_file() or is_vector_path(p):
+        return None
+    return SharedRaster(p)
+
+
+def check_raster_placeable(
+    shared: SharedRaster, images: Sequence[Path], what: str = "image"
+) -> None:
+    """Refuse, before the model loads, one raster label for several images (``shared``) when
+    none of ``images`` has a georeference (CRS + transform, or GCPs;
+    :func:`~sam2elnet.data.georef.georeferenced`): it is placed by map position only. In a
+    folder mixing georeferenced and plain images each plain one is skipped by the job with the
+    reason (:func:`~sam2elnet.data.grid_cover.check_shared_georef`).
+
+    Raises:
+        UserError: no image of ``images`` is georeferenced, naming ``shared.path`` and what to
+            do.
+    """
+    from sam2elnet.data.georef import georeferenced
+
+    if images and not any(georeferenced(p) for p in images):
+        raise UserError(
+            f"is one raster label for all {what}s, placed on each by map position, but "
+            f"{none_of(len(images), what, 'has a georeference', 'has no georeference')} "
+            "(CRS + transform, or ground control points); georeference them, or give a folder "
+            f"of labels named like the {what}s",
+            shared.path,
+        )
 
 
 def is_shared(label: object) -> bool:
@@ -254,7 +296,12 @@ def warn_no_features(
     no feature of ``vector_path``, one label file for several images (``enhance --labels
     FILE.gpkg`` with a folder of images, ``scene`` with a folder of scenes), lies on it; with
     ``raster``, because the footprint of ``vector_path``, one raster label for a folder of scenes
-    (:class:`SharedRaster`, ``scene --labels region.tif``), does not overlap it.
+    or images (:class:`SharedRaster`, ``scene`` / ``enhance --labels region.tif``), does not
+    overlap it (:func:`~sam2elnet.data.grid_cover.footprint_missed`).
+
+    The run's closing note names the first few such images and counts the rest
+    (``the warning above (...) applied to 5 images in all (a.tif, b.tif, c.tif (+2))``,
+    :func:`~sam2elnet.utils.run_warnings.repeated_notes`).
 
     Such an image is enhanced from the empty label (a whole image's label then stays empty
     unless ``--new-objects keep``), as ``elnet evaluate`` scores a prediction outside a shared truth file against an
@@ -285,6 +332,7 @@ def warn_no_features(
         SHARED_EMPTY_KIND,
         f"{image}: {what}, so it is enhanced from an empty coarse label (nothing drawn there); "
         f"if the file should cover it, check {check}",
+        item=Path(image).name,
     )
 
 

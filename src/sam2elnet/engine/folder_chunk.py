@@ -23,6 +23,7 @@ import numpy as np
 
 from sam2elnet.data.naming import GEO_SUFFIXES
 from sam2elnet.data.vector_shared import (
+    SharedRaster,
     SharedVector,
     frame_of,
     is_shared,
@@ -54,9 +55,10 @@ __all__ = [
 ]
 
 
-CoarseFile = Path | SharedVector
-"""An image's coarse label in a folder job: its file (raster or vector), or a vector file that
-several images share, read once for the job (:func:`~sam2elnet.data.vector_shared.share_vectors`)."""
+CoarseFile = Path | SharedVector | SharedRaster
+"""An image's coarse label in a folder job: its file (raster or vector), a vector file that
+several images share, read once for the job (:func:`~sam2elnet.data.vector_shared.share_vectors`),
+or one raster for all images (a regional label)."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +93,13 @@ class ChunkSpec:
 @dataclass
 class ChunkOutput:
     """Rows (``quality.csv``, input order) and skipped ``(image, reason)`` pairs of one chunk,
-    and the warnings its images raised (``(logger, kind, text, key)``,
+    and the warnings its images raised (``(logger, kind, text, key, item)``,
     :class:`~sam2elnet.utils.run_warnings.RunWarnings` ``pending``), which the job shows once
     per run."""
 
     rows: list[dict[str, Any]]
     skipped: list[tuple[str, str]]
-    warnings: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    warnings: list[tuple[str, str, str, str | None, str | None]] = field(default_factory=list)
 
 
 def process_chunk(
@@ -251,8 +253,10 @@ def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:
 def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.ndarray:
     """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}; a vector
     file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again.
-    Such a file serves several images: an image it does not touch gets an empty coarse label
-    and one warning per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
+    Such a file, or one raster for several images
+    (:class:`~sam2elnet.data.vector_shared.SharedRaster`), serves several images: an image it
+    does not touch gets an empty coarse label and one warning per run
+    (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
     from sam2elnet.data.masks import read_mask_on_grid
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
@@ -268,7 +272,9 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
             if not coarse.any():
                 warn_no_features(f, label)
     else:
-        coarse = read_mask_on_grid(label, img, spec.positive_values)[0]
+        coarse = read_mask_on_grid(
+            label, img, spec.positive_values, label="coarse label", shared=is_shared(label)
+        )[0]
     return coarse.astype(np.float32)
 
 

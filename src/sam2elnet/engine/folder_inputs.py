@@ -253,13 +253,16 @@ class LabelIndex(dict):
 
 def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
     """Coarse labels by image key: raster masks and/or vector files (GeoJSON, GeoPackage, ...) in a
-    folder, matched by name, one vector file covering all images, or (``n_images`` == 1) one
-    raster mask file for the one image, whatever its name.
+    folder, matched by name, one vector file covering all images, one georeferenced raster
+    (CRS + transform, or GCPs: a regional label, placed on each image by map position) covering
+    all images, or (``n_images`` == 1) one raster mask file for the one image, whatever its name.
 
     Raises:
         UserError: ``labels`` does not exist, is a file of another kind, or is a raster mask file
-            while ``n_images`` is not 1 (one mask cannot serve several images: give a folder).
+            without georeference while ``n_images`` is not 1 (one mask cannot serve several
+            images by pixel index: give a folder).
     """
+    from sam2elnet.data.georef import georeferenced
     from sam2elnet.data.vector import is_vector_path
 
     root = Path(labels)
@@ -268,12 +271,13 @@ def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
         idx.default = root
         return idx
     if root.is_file() and root.suffix.lower() in IMAGE_SUFFIXES:
-        if n_images == 1:
+        if n_images == 1 or georeferenced(root):  # several: a regional label, by map position
             idx.default = root
             return idx
         raise UserError(
-            f"one label file serves one image, but --images holds {n_images} images; give a "
-            "folder of labels named like the images (or one GeoJSON/GPKG/SHP for all) as --labels",
+            f"has no georeference, so it is the label of one image, but --images holds "
+            f"{plural(n_images or 0, 'image')}; give a folder of labels named like the images, "
+            "or one georeferenced GeoTIFF or GeoJSON/GPKG/SHP for all, as --labels",
             root,
         )
     if not root.exists():

@@ -27,7 +27,13 @@ from typing import Any
 from sam2elnet.data.images_check import check_images_not_masks
 from sam2elnet.data.naming import list_images, mask_key
 from sam2elnet.data.runfolder import SKIPPED_CSV
-from sam2elnet.data.vector_shared import check_placeable, share_vectors, warn_no_width
+from sam2elnet.data.vector_shared import (
+    check_placeable,
+    check_raster_placeable,
+    share_raster,
+    share_vectors,
+    warn_no_width,
+)
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.folder_inputs import (
     check_job_out,
@@ -215,6 +221,11 @@ def enhance_folder(
     names the layer read from it (a file without it: one DataError listing its layers). Raster coarse
     labels are placed on the image grid by :func:`sam2elnet.data.raster.read_mask_on_grid` (by
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
+    One georeferenced raster for all images (``labels`` a GeoTIFF, a regional label:
+    :class:`~sam2elnet.data.vector_shared.SharedRaster`) follows the rule of one vector file:
+    an image its footprint misses is enhanced from an empty coarse label with one warning per
+    run (:func:`~sam2elnet.data.grid_cover.footprint_missed`), not skipped; an image without
+    georeference is skipped with the reason (none georeferenced: one UserError).
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
     :func:`annotate_folder`, and ``executor_factory`` spreads the work as there. ``warp_to`` /
     ``warp_method`` warp the enhanced labels and probability maps onto a map grid as in
@@ -229,7 +240,8 @@ def enhance_folder(
 
     Raises:
         UserError: no ``labels`` and no ``split``; ``labels`` missing, neither a mask folder /
-            file nor a vector file, one label file for several images, the ``images`` folder
+            file nor a vector file, one raster label without georeference for several images
+            (or one with it for images none of which has one), the ``images`` folder
             itself or a folder of images instead of masks; a vector file whose features can be
             placed on none of the images; invalid options or outputs as for
             :func:`annotate_folder`.
@@ -303,6 +315,11 @@ def enhance_folder(
             if lost := shared[p].unplaced_note(images_named):
                 unplaced.append(f"{sv.path}: {lost}")
             warn_no_width(sv, line_width)  # lines 1 px wide: said once for the file
+    # one raster for many images (--labels region.tif): a regional label, placed by map
+    # position; an image its footprint misses is enhanced from an empty label, as above
+    if labels is not None and (sr := share_raster(labels, files)) is not None:
+        check_raster_placeable(sr, files)  # no image georeferenced: one error now
+        shared[sr.path] = sr  # type: ignore[assignment]
     model = job.load()
     fields = [
         "image",

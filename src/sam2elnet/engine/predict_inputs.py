@@ -94,8 +94,9 @@ def check_predict_inputs(
         if c.dtype != bool and c.size:
             lo, hi = float(np.nanmin(c)), float(np.nanmax(c))
             if lo < 0 or hi > 1:
+                values = f"all values {hi:g}" if lo == hi else f"values from {lo:g} to {hi:g}"
                 raise DataError(
-                    f"coarse label {i} has values up to {hi:g} (lowest {lo:g}); give a bool "
+                    f"coarse label {i} has {values}; give a bool "
                     "(H, W) mask or 0/1 (sam2elnet.data.raster.read_mask reads 0/255 files as bool)"
                 )
 

@@ -25,8 +25,9 @@ from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.grid_cover import (
     FULL_COVER,
     PARTIAL_COVER_KIND,
+    check_shared_georef,
+    footprint_missed,
     footprint_share,
-    no_overlap_error,
     partial_cover_note,
 )
 from sam2elnet.data.grids import dataset_header, other_grid, resample_nearest
@@ -89,8 +90,9 @@ class CoarseSource:
         DataError: missing or unreadable label; a raster of another size when the scene or the
             label has no georeference; a raster on another grid whose footprint does not
             overlap the scene (:func:`sam2elnet.data.grid_cover.no_overlap_error`; not for a
-            :class:`~sam2elnet.data.vector_shared.SharedRaster`); GCPs GDAL cannot
-            place the label with.
+            :class:`~sam2elnet.data.vector_shared.SharedRaster`); a ``SharedRaster`` or scene
+            without georeference (:func:`sam2elnet.data.grid_cover.check_shared_georef`); GCPs
+            GDAL cannot place the label with.
     """
 
     def __init__(
@@ -171,6 +173,8 @@ class CoarseSource:
     ) -> None:
         ds = self._ds
         lab, img = dataset_header(ds), dataset_header(scene)
+        if shared:  # a regional label is placed by map position, or not at all
+            check_shared_georef(self.path, self._scene_name, lab.geo, img.geo, "scene")
         grid = other_grid(lab, img)
         if grid is not None:
             self.notes.append(
@@ -204,13 +208,12 @@ class CoarseSource:
         :func:`~sam2elnet.data.vector_shared.warn_no_features`); warn (unless ``quiet``) when it
         covers only part of it (:func:`~sam2elnet.data.grid_cover.footprint_share`)."""
         share = footprint_share(grid, path=self.path, like=self._scene_name)
-        if share <= 0 and shared:
+        if share <= 0:  # refused, or (shared) an empty label with the shared file's warning
+            footprint_missed(
+                self.path, self._scene_name, grid, what="scene", shared=shared, quiet=quiet
+            )
             self._empty = True
-            if not quiet:
-                warn_no_features(self._scene_name, self.path, by_name=False, raster=True)
             return
-        if share <= 0:
-            raise no_overlap_error(self.path, self._scene_name, grid, "scene")
         if share < FULL_COVER:
             self.notes.append(partial_cover_note(self.path, self._scene_name, share, "scene"))
             if not quiet:

@@ -86,6 +86,7 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
         SharedRaster,
         SharedVector,
         check_placeable,
+        share_raster,
         share_vectors,
     )
 
@@ -100,7 +101,7 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
     if layer is None and Path(coarse).is_dir():
         return None
     if layer is None and not is_vector_path(coarse):  # one raster for a folder: regional
-        return SharedRaster(Path(coarse)) if len(scenes) > 1 else None
+        return share_raster(coarse, scenes)
     if (
         layer is None and len(scenes) < 2
     ):  # one scene's own file (a missing one: its reader's words)

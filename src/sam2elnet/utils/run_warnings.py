@@ -9,8 +9,9 @@ its image. One ``warning:`` line per file buries the rest of the output, so a jo
   model's training range"``) is logged as it is, naming the file and what to do;
 * later warnings of that kind are counted, not logged;
 * when the job ends, :meth:`RunWarnings.notes` gives one closing line per kind that occurred more
-  than once (``the warning above (KIND) applied to 5 files in all``) and :meth:`RunWarnings.record`
-  the counts for ``summary.json``.
+  than once (``the warning above (KIND) applied to 5 files in all``; a warning given an ``item``,
+  the file it is about, also names the first few: ``(a.tif, b.tif, c.tif (+2))``) and
+  :meth:`RunWarnings.record` the counts for ``summary.json``.
 
 A warning about one thing that several steps of a run meet (the ground control points of a scene,
 checked when the scene is opened, when a label is placed on it and when its outputs are warped)
@@ -49,6 +50,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from sam2elnet.utils.advice import plural
+
 __all__ = ["RunWarnings", "hidden", "quiet", "repeated_notes", "warn_once"]
 
 # the open scopes of this context, innermost last (a tuple: set, never mutated, so a copied
@@ -65,10 +68,15 @@ _MAX_KEYS = 1024
 _UNSCOPED_KEYS: dict[tuple[str, str], None] = {}  # keyed warnings logged outside any scope
 
 
+SAMPLE = 3
+"""How many ``item`` names a kind's closing note gives (:func:`repeated_notes`)."""
+
+
 @dataclass
 class _Seen:
     first: str  # the text logged (the first occurrence)
     count: int  # occurrences in the run, the first included
+    sample: list[str]  # the items of the first SAMPLE occurrences given one
 
 
 class RunWarnings:
@@ -76,14 +84,14 @@ class RunWarnings:
 
     Args:
         what: The noun of the closing notes (``"file"``, ``"image"``, ``"scene"``).
-        collect: Log nothing; keep ``(logger name, kind, text, key)`` in :attr:`pending` for
-            :meth:`replay` by the scope that owns the run.
+        collect: Log nothing; keep ``(logger name, kind, text, key, item)`` in :attr:`pending`
+            for :meth:`replay` by the scope that owns the run.
     """
 
     def __init__(self, what: str = "file", collect: bool = False) -> None:
         self.what = what
         self.collect = collect
-        self.pending: list[tuple[str, str, str, str | None]] = []
+        self.pending: list[tuple[str, str, str, str | None, str | None]] = []
         self._seen: dict[str, _Seen] = {}
         self._keys: set[tuple[str, str]] = set()
 
@@ -96,8 +104,16 @@ class RunWarnings:
         if self in scopes:  # by identity, so scopes closed out of order still leave
             _SCOPES.set(tuple(s for s in scopes if s is not self))
 
-    def warn(self, logger: logging.Logger, kind: str, text: str, key: str | None = None) -> bool:
-        """Log ``text`` if it is the first warning of ``kind`` in this run, else count it; a
+    def warn(
+        self,
+        logger: logging.Logger,
+        kind: str,
+        text: str,
+        key: str | None = None,
+        item: str | None = None,
+    ) -> bool:
+        """Log ``text`` if it is the first warning of ``kind`` in this run, else count it (and
+        keep ``item``, the name of what it is about, among the first :data:`SAMPLE`); a
         repeat of ``kind`` with a ``key`` seen before in this scope is dropped (not counted).
         Returns True when the text was logged (or, collecting, kept)."""
         with _LOCK:
@@ -106,23 +122,28 @@ class RunWarnings:
                     return False
                 self._keys.add((kind, key))
         if self.collect:
-            self.pending.append((logger.name, kind, text, key))
+            self.pending.append((logger.name, kind, text, key, item))
             return True
         with _LOCK:
             seen = self._seen.get(kind)
-            if seen is not None:
-                seen.count += 1
+            if seen is None:
+                seen = self._seen[kind] = _Seen(text, 0, [])
+            seen.count += 1
+            if item is not None and len(seen.sample) < SAMPLE:
+                seen.sample.append(item)
+            if seen.count > 1:
                 return False
-            self._seen[kind] = _Seen(text, 1)
         logger.warning(text)
         return True
 
-    def replay(self, pending: Iterable[tuple[str, ...]]) -> None:
+    def replay(self, pending: Iterable[tuple[str | None, ...]]) -> None:
         """Warnings a ``collect`` scope kept (in this process or another), in their order, with
-        their keys: a keyed warning that several chunks met (one vector file serving every
-        chunk's images) is one warning and one count here too. 3-tuples (no key) are taken."""
-        for name, kind, text, *key in pending:
-            self.warn(logging.getLogger(name), kind, text, key[0] if key else None)
+        their keys and items: a keyed warning that several chunks met (one vector file serving
+        every chunk's images) is one warning and one count here too. 3-tuples (no key) and
+        4-tuples (no item) are taken."""
+        for name, kind, text, *rest in pending:
+            key, item = (*rest, None, None)[:2]
+            self.warn(logging.getLogger(str(name)), str(kind), str(text), key, item)
 
     def counts(self) -> dict[str, int]:
         """Occurrences per kind (the logged one included)."""
@@ -134,23 +155,43 @@ class RunWarnings:
 
     def record(self) -> list[dict[str, object]]:
         """The run's warnings for ``summary.json``: ``{"warning": kind, "count": n, "first":
-        text}`` per kind, in the order they first occurred."""
-        return [{"warning": k, "count": s.count, "first": s.first} for k, s in self._seen.items()]
+        text}`` per kind, in the order they first occurred, with ``"sample"``: the items of the
+        first :data:`SAMPLE` occurrences, for a kind warned with ``item``."""
+        return [
+            {"warning": k, "count": s.count, "first": s.first}
+            | ({"sample": list(s.sample)} if s.sample else {})
+            for k, s in self._seen.items()
+        ]
 
 
 def repeated_notes(record: Iterable[dict[str, object]], what: str = "file") -> list[str]:
     """One closing line per kind of a :meth:`RunWarnings.record` (e.g. ``summary.json``'s
     ``warnings``) that occurred more than once, e.g. ``the warning above (pixel values unlike
-    the model's training data) applied to 5 images in all; only the first was shown``."""
-    return [
-        f"the warning above ({r['warning']}) applied to {r['count']} {what}s in all; only the "
-        "first was shown"
-        for r in record
-        if isinstance(r, dict) and int(r.get("count", 0) or 0) > 1  # type: ignore[call-overload]
-    ]
+    the model's training data) applied to 5 images in all; only the first was shown``; a kind
+    with a ``sample`` names it, the rest counted: ``applied to 5 images in all (a.tif, b.tif,
+    c.tif (+2)); only the first was shown``."""
+    notes = []
+    for r in record:
+        if not isinstance(r, dict) or int(r.get("count", 0) or 0) < 2:  # type: ignore[call-overload]
+            continue
+        n = int(r["count"])  # type: ignore[call-overload]
+        sample = [str(x) for x in r.get("sample") or ()]  # type: ignore[union-attr]
+        more = f" (+{n - len(sample)})" if n > len(sample) else ""
+        names = f" ({', '.join(sample)}{more})" if sample else ""
+        notes.append(
+            f"the warning above ({r['warning']}) applied to {plural(n, what)} in all{names}; "
+            "only the first was shown"
+        )
+    return notes
 
 
-def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = None) -> bool:
+def warn_once(
+    logger: logging.Logger,
+    kind: str,
+    text: str,
+    key: str | None = None,
+    item: str | None = None,
+) -> bool:
     """Log ``text`` through ``logger`` once per run and ``kind`` (see the module docstring):
     into the innermost :class:`RunWarnings` open in this thread's context, or every time when
     none is open.
@@ -163,6 +204,9 @@ def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = No
         key: What the warning is about when several steps of a run meet the same thing (e.g. a
             digest of a raster's GCPs): a repeat of ``kind`` and ``key`` is dropped, in a scope
             (not counted) and outside any (logged once per process).
+        item: The short name of what this occurrence is about (an image's file name): the
+            run's closing note of the kind names the first :data:`SAMPLE` of them
+            (:func:`repeated_notes`).
 
     Returns:
         True when the text was logged (or kept by a collecting scope); False when it was
@@ -183,7 +227,7 @@ def warn_once(logger: logging.Logger, kind: str, text: str, key: str | None = No
                     del _UNSCOPED_KEYS[next(iter(_UNSCOPED_KEYS))]
         logger.warning(text)
         return True
-    return scope.warn(logger, kind, text, key)
+    return scope.warn(logger, kind, text, key, item)
 
 
 def quiet() -> contextlib.AbstractContextManager[None]:
