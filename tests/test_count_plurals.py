@@ -672,8 +672,8 @@ def test_label_features_off_the_image_are_counted(n: int, said: str) -> None:
 @pytest.mark.parametrize(
     ("n", "said"),
     [
-        (1, "the only image of the COCO file (a.png) is not in --images {d}; give the folder"),
-        (2, "none of the 2 images of the COCO file (a.png, b.png) is in --images {d}; give the "),
+        (1, "the only image of the COCO file was not found: looked in --images {d} for a.png; "),
+        (2, "none of the 2 images of the COCO file was found: looked in --images {d} for a.png, "),
     ],
 )
 def test_export_images_not_under_images_are_counted(tmp_path: Path, n: int, said: str) -> None:
@@ -692,8 +692,14 @@ def test_export_images_not_under_images_are_counted(tmp_path: Path, n: int, said
 @pytest.mark.parametrize(
     ("n", "said"),
     [
-        (1, "the only image of annotations.xml (a.png) is not in the zip's images/; give "),
-        (2, "none of the 2 images of annotations.xml (a.png, b.png) is in the zip's images/; "),
+        (
+            1,
+            "the only image of annotations.xml was not found: looked in the zip's images/ for a.png; ",
+        ),
+        (
+            2,
+            "none of the 2 images of annotations.xml was found: looked in the zip's images/ for a.png, ",
+        ),
     ],
 )
 def test_cvat_images_not_in_the_zip_are_counted(tmp_path: Path, n: int, said: str) -> None:

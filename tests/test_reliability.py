@@ -338,7 +338,7 @@ def test_degrade_and_export_skip_bad_files(
                  "--no-progress"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("1 of 3 skipped, see ")
-    assert (tmp_path / "l_skipped.csv").is_file()
+    assert (tmp_path / "l_gpkg_skipped.csv").is_file()
 
 
 def test_outputs_describe_what_is_on_disk(run: dict[str, Path], tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
     folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A truncated prediction and a ground truth of another size are skipped (warning naming the
-    file, listed with the reason in the JSON, in eval_skipped.csv and in the report's 'skipped
+    file, listed with the reason in the JSON, in eval_evaluate_skipped.csv and in the report's 'skipped
     pairs' table); the two good pairs are scored with their exact values; the last line counts
     the skips."""
     from helpers_data import write_tif
@@ -163,7 +163,7 @@ def test_evaluate_skips_bad_pairs_and_scores_the_rest(
         "a georeference (GeoTIFF with CRS + transform, or GCPs) so the truth is resampled onto "
         "the prediction's grid"
     )
-    skipped_csv = out / "eval_skipped.csv"
+    skipped_csv = out / "eval_evaluate_skipped.csv"
     assert cap.out.splitlines()[-1] == f"2 of 4 skipped, see {skipped_csv}"
     data = json.loads(js.read_text())
     # images 0 and 1: 256 and 240 of 256 truth pixels found, no false positives
@@ -430,3 +430,43 @@ def test_evaluate_nothing_produced_removes_an_earlier_skip_list(
     err = capsys.readouterr().err
     assert "nothing produced: all 4 files" in err and "cannot decode" in err, err
     assert list(out.iterdir()) == []
+
+
+def _header(path: Path) -> list[str]:
+    with path.open(newline="") as fh:
+        return next(csv.reader(fh))
+
+
+def test_evaluate_and_export_of_one_stem_in_one_folder_keep_a_skipped_list_each(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``elnet evaluate --csv out/w.csv`` and ``elnet export --out out/w.gpkg`` both wrote
+    ``out/w_skipped.csv``: the export replaced the evaluation's list of skipped pairs with its
+    labels (and one that skipped nothing removed it). Now each list is tagged by what wrote it
+    (``w_evaluate_skipped.csv``, ``w_gpkg_skipped.csv``), and each command's last line names
+    its own. An older ``w_skipped.csv`` of an evaluation is removed by the next evaluation
+    (which replaces it), not by the export."""
+    pred, truth, _ = folders
+    _truncate(pred / "3_pred.png")
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for name in ("0_pred.png", "3_pred.png"):
+        (labels / name).write_bytes((pred / name).read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    old = out / "w_skipped.csv"  # an earlier evaluation's list, under the name it had
+    old.write_text("file,reason\nold.png,an earlier run's\n")
+    assert main(["export", "--labels", str(labels), "--out", str(out / "w.gpkg"),
+                 "--no-progress"]) == 0  # fmt: skip
+    exported = out / "w_gpkg_skipped.csv"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"1 of 2 skipped, see {exported}"
+    assert old.read_text() == "file,reason\nold.png,an earlier run's\n"  # not the export's
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress",
+            "--csv", str(out / "w.csv")]  # fmt: skip
+    assert main(argv) == 0
+    evaluated = out / "w_evaluate_skipped.csv"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"1 of 4 skipped, see {evaluated}"
+    assert _header(evaluated) == ["file", "reason"] and "3_pred.png" in evaluated.read_text()
+    assert _header(exported) == ["label", "reason"] and "3_pred.png" in exported.read_text()
+    assert not old.exists()  # replaced by the evaluation's list of its new name
+    assert sorted(p.name for p in out.glob("*skipped*")) == [evaluated.name, exported.name]

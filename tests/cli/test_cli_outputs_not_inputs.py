@@ -1,5 +1,5 @@
 """An output option never overwrites an input: ``elnet stats --out``, ``elnet evaluate --json /
---csv``, ``elnet experiment-summary --out`` and the ``<out>_skipped.csv`` list of ``elnet export``.
+--csv``, ``elnet experiment-summary --out`` and the ``<out>_<format>_skipped.csv`` list of ``elnet export``.
 
 Each refusal is one ``error:`` line naming the file and saying to choose another path, exit 2,
 and the input is left as it was (utils.paths.check_not_input / check_output ``read_from``).
@@ -125,12 +125,12 @@ def _label(path: Path) -> Path:
 def test_export_skipped_list_onto_an_input_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--out o.gpkg`` writes ``o_skipped.csv`` when a label is unreadable; here that name is the
+    """``--out o.gpkg`` writes ``o_gpkg_skipped.csv`` when a label is unreadable; here that name is the
     quality table given with --quality: refused before anything is written."""
     lab = tmp_path / "lab"
     _label(lab / "a.tif")
-    (lab / "b.tif").write_bytes(b"not a tiff")  # would be skipped, writing o_skipped.csv
-    q = tmp_path / "o_skipped.csv"
+    (lab / "b.tif").write_bytes(b"not a tiff")  # would be skipped, writing o_gpkg_skipped.csv
+    q = tmp_path / "o_gpkg_skipped.csv"
     q.write_text("label,quality\na.tif,0.9\n")
     out = tmp_path / "o.gpkg"
     argv = ["export", "--labels", str(lab), "--quality-csv", str(q), "--out", str(out)]
@@ -146,7 +146,7 @@ def test_export_skipped_list_onto_an_input_is_refused(
     out2 = tmp_path / "p.gpkg"
     assert main(["export", "--labels", str(lab), "--quality-csv", str(q), "--out", str(out2),
                  "--no-progress"]) == 0  # fmt: skip
-    assert "b.tif" in (tmp_path / "p_skipped.csv").read_text()
+    assert "b.tif" in (tmp_path / "p_gpkg_skipped.csv").read_text()
 
 
 def test_read_from_counts_files_by_suffix_or_name_at_any_depth(tmp_path: Path) -> None:

@@ -373,7 +373,7 @@ def test_evaluate_skips_a_plain_prediction_with_its_own_fix(
                "--json", str(tmp_path / "ev.json")])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 0, err
-    with (tmp_path / "ev_skipped.csv").open(newline="") as fh:
+    with (tmp_path / "ev_evaluate_skipped.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [Path(r["file"]).name for r in rows] == ["p.png"], rows
     assert rows[0]["reason"].startswith(  # was: 'one label file for several images'

@@ -188,6 +188,35 @@ def test_enhanced_images_on_the_window_path_get_the_same_change_map(
     assert res.rows[0]["removed_px"] == int((c & ~mask).sum())
 
 
+def test_window_path_rule_warning_calls_the_image_an_image(
+    run: dict[str, Path], pred: Predictor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """enhance with the coarse-label rule on, an image routed to the window path: the warning
+    that the rule is not applied names the image as an image (it said 'this scene': enhance
+    works on images, and a PNG tile is no scene)."""
+    import logging
+
+    from sam2elnet.engine.infer import enhance_folder
+
+    img = _png(tmp_path / "in" / "a.png", run, 48)
+    coarse = np.zeros((48, 48), np.uint8)
+    coarse[8:30, 10:40] = 255
+    (tmp_path / "coarse").mkdir()
+    cv2.imwrite(str(tmp_path / "coarse" / "a.png"), coarse)
+    budget = pred.whole_bytes(48 * 48, coarse=True) - 1
+    with caplog.at_level(logging.WARNING, logger="sam2elnet"):
+        enhance_folder(
+            run["model"], img, tmp_path / "coarse", tmp_path / "out", progress=False,
+            predictor=pred, tile=64, overlap=16, new_objects="drop", max_memory=budget,
+        )  # fmt: skip
+    assert (tmp_path / "out" / "tiles" / "a.gpkg").is_file()  # it took the window path
+    said = [r.getMessage() for r in caplog.records if "--new-objects" in r.getMessage()]
+    assert said == [
+        "a.png: predicted window by window; --new-objects drop / --max-growth apply to whole "
+        "images only and are not applied to this image"
+    ]
+
+
 def test_window_path_decodes_class_index_coarse_labels_like_the_whole_path(
     run: dict[str, Path], pred: Predictor, tmp_path: Path
 ) -> None:

@@ -162,7 +162,7 @@ def test_corrupt_label_reason_is_gdal_cause_and_no_raw_output(
     assert len(lines) == 1 and lines[0].startswith("warning: skipping"), err
     assert "previous exception" not in lines[0]
     assert "IReadBlock failed" in lines[0] or "TIFFRead" in lines[0], lines[0]
-    skipped = (tmp_path / "o_skipped.csv").read_text()
+    skipped = (tmp_path / "o_gpkg_skipped.csv").read_text()
     assert "b.tif" in skipped and "previous exception" not in skipped
 
 
@@ -172,11 +172,11 @@ def test_exports_of_one_stem_in_one_folder_keep_a_skipped_list_each(
     """Was: ``--out w.gpkg`` and ``--out w.geojson`` both listed their skipped labels in
     ``w_skipped.csv``: the second export replaced the first's list, and one that skipped
     nothing removed the other's. Now a list is named by the format as the review record is
-    (GeoPackage ``w_skipped.csv``, else ``w_<format>_skipped.csv``)."""
+    (``w_<format>_skipped.csv``, a GeoPackage's too)."""
     lab = tmp_path / "lab"
     _tif(lab / "a.tif", UTM)
     (lab / "c.tif").write_bytes(b"not a raster")
-    lists = {"gpkg": tmp_path / "w_skipped.csv", "geojson": tmp_path / "w_geojson_skipped.csv"}
+    lists = {"gpkg": tmp_path / "w_gpkg_skipped.csv", "geojson": tmp_path / "w_geojson_skipped.csv"}
     for ext, listed in lists.items():
         rc = main(["export", "--labels", str(lab), "--out", str(tmp_path / f"w.{ext}"),
                    "--no-progress"])  # fmt: skip
@@ -303,3 +303,34 @@ def test_label_studio_export_of_a_run_folder_counts_kept_and_rejected(
     assert want in err, err
     rc, err = _export(capsys, "--labels", str(run), "--out", str(tmp_path / "r.gpkg"))
     assert rc == 0 and want in err, err
+
+
+def test_an_export_replaces_an_older_list_of_skipped_labels_of_its_stem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exports named their list of skipped labels ``<out stem>_skipped.csv`` before (every
+    format; later a GeoPackage only). Was: an export under the new name left such a list in
+    place, so a fresh ``w.geojson`` that skipped nothing sat beside a ``w_skipped.csv`` saying
+    labels were skipped. Now an export of that stem, which would have replaced that list,
+    removes it: with nothing skipped no list is left, with a label skipped only its own
+    ``w_<format>_skipped.csv``. An evaluation's list of that old name (``file`` column) stays."""
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    old = tmp_path / "w_skipped.csv"
+    old.write_text("label,reason\nold.tif,an earlier export's\n")
+    rc = main(["export", "--labels", str(lab), "--out", str(tmp_path / "w.geojson"),
+               "--no-progress"])  # fmt: skip
+    assert rc == 0 and "skipped" not in capsys.readouterr().out
+    assert not list(tmp_path.glob("*skipped*")) and (tmp_path / "w.geojson").is_file()
+    old.write_text("label,reason\nold.tif,an earlier export's\n")
+    (lab / "c.tif").write_bytes(b"not a raster")
+    assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w.gpkg"),
+                 "--no-progress"]) == 0  # fmt: skip
+    listed = tmp_path / "w_gpkg_skipped.csv"
+    assert capsys.readouterr().out.strip().splitlines()[-1] == f"1 of 2 skipped, see {listed}"
+    assert not old.exists() and "c.tif" in listed.read_text()
+    evaluation = "file,reason\nx.png,an evaluation's\n"
+    old.write_text(evaluation)  # elnet evaluate --csv w.csv's list of the old name
+    assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w.gpkg"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert old.read_text() == evaluation

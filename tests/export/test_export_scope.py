@@ -39,7 +39,7 @@ def test_a_png_among_geotiff_labels_is_skipped_from_the_polygon_layer(
 ):
     """Was: exit 2, 'some labels are georeferenced and some are not', and the workaround
     (another folder + --quality-csv) lost the run's category. Now: the PNG is skipped with its
-    reason in <out stem>_skipped.csv and one warning line, the GeoTIFFs are exported with the
+    reason in <out stem>_gpkg_skipped.csv and one warning line, the GeoTIFFs are exported with the
     run's category, exit 0."""
     run = _run_with_a_png(tmp_path)
     out = tmp_path / "o.gpkg"
@@ -49,7 +49,7 @@ def test_a_png_among_geotiff_labels_is_skipped_from_the_polygon_layer(
     gdf = gpd.read_file(out, layer="labels")
     assert set(gdf["label"]) == {"a.tif", "b.tif", "c.tif"}
     assert set(gdf["category"]) == {"oil spill"}
-    with open(tmp_path / "o_skipped.csv", newline="") as fh:
+    with open(tmp_path / "o_gpkg_skipped.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [Path(r["label"]).name for r in rows] == ["tile_143.png"]
     assert "no georeference" in rows[0]["reason"] and "--labels tile_143.png" in rows[0]["reason"]
@@ -65,7 +65,7 @@ def test_warp_to_skips_a_png_among_geotiff_labels_too(
 ):
     """Was: --warp-to refused the whole run ('has no georeference ... drop --warp-to') where the
     plain export skipped the PNG. Now the same batch rule: skipped with its reason in
-    <out stem>_skipped.csv, the GeoTIFFs warped and exported, exit 0; a PNG alone (nothing to
+    <out stem>_gpkg_skipped.csv, the GeoTIFFs warped and exported, exit 0; a PNG alone (nothing to
     place on a map) is still one error line, exit 2, nothing written."""
     run = _run_with_a_png(tmp_path)
     out = tmp_path / "w.gpkg"
@@ -76,7 +76,7 @@ def test_warp_to_skips_a_png_among_geotiff_labels_too(
     gdf = gpd.read_file(out, layer="labels")
     assert set(gdf["label"]) == {"a.tif", "b.tif", "c.tif"} and gdf.crs.to_epsg() == 4326
     assert set(gdf["category"]) == {"oil spill"}
-    with open(tmp_path / "w_skipped.csv", newline="") as fh:
+    with open(tmp_path / "w_gpkg_skipped.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["label"] for r in rows] == [str(run / "labels" / "tile_143.png")]
     png = run / "labels" / "tile_143.png"  # the fix names it as found, folder and all

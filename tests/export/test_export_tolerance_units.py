@@ -90,7 +90,7 @@ def test_refused_tolerance_leaves_no_skipped_list(
                "--no-progress"])  # fmt: skip
     err = capsys.readouterr().err
     assert rc == 2 and "--smooth 10 is in the label's map units" in err, err
-    assert not out.exists() and not (tmp_path / "p_skipped.csv").exists()
+    assert not out.exists() and not (tmp_path / "p_gpkg_skipped.csv").exists()
     assert not list(tmp_path.glob("p_*review.json"))
 
 
@@ -117,7 +117,7 @@ def test_tolerance_spanning_one_small_label_skips_it(
     err = capsys.readouterr().err
     assert rc == 0, err
     assert set(gpd.read_file(out, layer="labels")["label"]) == {"a.tif"}
-    rows = list(csv.DictReader((tmp_path / "p_skipped.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "p_gpkg_skipped.csv").open()))
     assert [Path(r["label"]).name for r in rows] == ["edge.tif"]
     assert (
         "spans the whole label" in rows[0]["reason"] and "only it is skipped" in rows[0]["reason"]

@@ -1,5 +1,5 @@
 """``elnet export --warp-to``: a label of a folder that cannot be warped is skipped by the batch
-rule (one warning, a row in ``<out stem>_skipped.csv`` naming the user's file, exit 0), and the
+rule (one warning, a row in ``<out stem>_gpkg_skipped.csv`` naming the user's file, exit 0), and the
 export fails (exit 2, one ``error:`` line, nothing written) only when nothing was exported; the
 skip list of an earlier export is removed when a re-run skips nothing."""
 
@@ -57,7 +57,7 @@ def test_labels_that_cannot_be_warped_are_skipped_not_fatal(
 ):
     """Was: the first corrupt label, label with too few GCPs or label outside the target CRS's
     area stopped the whole export (exit 2; the polar one with a traceback). Now each is skipped
-    with its reason in o_skipped.csv (named by the user's path) and one warning, the others
+    with its reason in o_gpkg_skipped.csv (named by the user's path) and one warning, the others
     exported, exit 0, and a re-run without them removes the stale list."""
     run = make_run(tmp_path, SCORES)
     why = _unwarpable(run / "labels")
@@ -69,7 +69,7 @@ def test_labels_that_cannot_be_warped_are_skipped_not_fatal(
     assert "Traceback" not in cap.err
     gdf = gpd.read_file(out, layer="labels")
     assert set(gdf["label"]) == {"a.tif", "b.tif", "c.tif"} and gdf.crs.to_epsg() == 3857
-    rows = _rows(tmp_path / "o_skipped.csv")
+    rows = _rows(tmp_path / "o_gpkg_skipped.csv")
     assert list(rows[0]) == ["label", "reason"]
     assert {r["label"]: r["reason"] for r in rows}.keys() == {str(run / "labels" / n) for n in why}
     for r in rows:
@@ -80,12 +80,14 @@ def test_labels_that_cannot_be_warped_are_skipped_not_fatal(
     assert sorted(warnings) == sorted(
         f"warning: skipping {r['label']}: {r['reason']}" for r in rows
     ), cap.err
-    assert cap.out.strip().splitlines()[-1] == f"3 of 6 skipped, see {tmp_path / 'o_skipped.csv'}"
+    assert (
+        cap.out.strip().splitlines()[-1] == f"3 of 6 skipped, see {tmp_path / 'o_gpkg_skipped.csv'}"
+    )
     # fixed (the bad labels removed) and re-run: the earlier list no longer holds
     for name in why:
         (run / "labels" / name).unlink()
     assert main(argv) == 0
-    assert not (tmp_path / "o_skipped.csv").exists()
+    assert not (tmp_path / "o_gpkg_skipped.csv").exists()
     assert "skipped" not in capsys.readouterr().out
 
 
@@ -134,7 +136,7 @@ def test_a_label_skipped_after_warping_is_named_by_the_users_file(
                "--simplify", "200", "--no-progress"])  # fmt: skip
     cap = capsys.readouterr()
     assert rc == 0, cap.err
-    (row,) = _rows(tmp_path / "t_skipped.csv")
+    (row,) = _rows(tmp_path / "t_gpkg_skipped.csv")
     assert row["label"] == str(tiny)
     assert row["reason"].startswith("--simplify 200 is in the label's map units")
     assert row["reason"].endswith("the other labels are larger, so only it is skipped")
@@ -162,7 +164,7 @@ def test_a_truncated_label_is_called_corrupt_and_the_fix_names_its_folder(
                "--no-progress"])  # fmt: skip
     cap = capsys.readouterr()
     assert rc == 0, cap.err
-    rows = {Path(r["label"]).name: r["reason"] for r in _rows(tmp_path / "w_skipped.csv")}
+    rows = {Path(r["label"]).name: r["reason"] for r in _rows(tmp_path / "w_gpkg_skipped.csv")}
     assert rows.keys() == {"plain.tif", "t.tif"}
     assert rows["t.tif"].startswith("cannot read raster (") and "truncated" in rows["t.tif"]
     assert "georeference" not in rows["t.tif"], rows

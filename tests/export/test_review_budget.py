@@ -182,7 +182,7 @@ def test_partial_review_imports_and_builds_the_next_training_set(run, tmp_path, 
 @pytest.mark.parametrize(
     ("name", "opts", "record", "listed"),
     [
-        ("weak.gpkg", (), "weak_review.json", "weak_skipped.csv"),
+        ("weak.gpkg", (), "weak_review.json", "weak_gpkg_skipped.csv"),
         ("weak.geojson", (), "weak_geojson_review.json", "weak_geojson_skipped.csv"),
         ("weak.shp", (), "weak_shp_review.json", "weak_shp_skipped.csv"),
         ("weak.json", (), "weak_coco_review.json", "weak_coco_skipped.csv"),

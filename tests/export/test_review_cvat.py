@@ -414,6 +414,37 @@ def test_segmask_image_skipped_for_want_of_size_is_reported_once(tmp_path: Path)
     ], res.notes
 
 
+def test_segmask_images_none_found_are_named_by_image_not_by_mask(tmp_path: Path, capsys) -> None:
+    """A "Segmentation mask" export none of whose images is under --images (or in the zip's
+    JPEGImages/): one error line saying plainly that none was found, where it looked and a
+    sample of the images looked for, by stem (their suffix is unknown). It named the masks
+    (palsar/a.png, b.png: b has no mask at all) and said they were 'not in --images'."""
+    imgs = tmp_path / "imgs"
+    write_png(imgs / "other.png", np.zeros((H, W), np.uint8))
+    z, _ = _segmask_zip(tmp_path / "seg.zip")
+    rc, _, err = _cli(
+        capsys, "import", z, "--from", "cvat", "--images", imgs, "--out", tmp_path / "m",
+        "--category", "oil spill", "--no-progress",
+    )  # fmt: skip
+    assert _one_error(rc, err) == (
+        f"error: {z}: none of the 3 images of the Segmentation mask export was found: looked "
+        f"in --images {imgs} for c.*, palsar/a.*, b.*; give the folder the annotated images "
+        "came from, or leave --images out for PNG masks of the size the file gives"
+    )
+    with zipfile.ZipFile(z, "a") as zf:  # images saved with the export, none of these
+        zf.writestr("JPEGImages/other.jpg", _img_bytes(H, W, "JPEG"))
+    rc, _, err = _cli(
+        capsys, "import", z, "--from", "cvat", "--out", tmp_path / "m",
+        "--category", "oil spill", "--no-progress",
+    )  # fmt: skip
+    assert _one_error(rc, err) == (
+        f"error: {z}: none of the 3 images of the Segmentation mask export was found: looked "
+        "in the zip's JPEGImages/ for c.*, palsar/a.*, b.*; give --images the folder the "
+        "CVAT task's images came from"
+    )
+    assert not (tmp_path / "m").exists()
+
+
 def _img_bytes(h: int, w: int, fmt: str) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.full((h, w, 3), 90, np.uint8), "RGB").save(buf, format=fmt)
@@ -499,8 +530,8 @@ def test_bad_images_in_the_zip_are_one_error(tmp_path: Path, capsys) -> None:
     cases = {
         "none.zip": (
             [("other.png", b"")],
-            "none of the 3 images of annotations.xml (a.png, sub/b.jpg, c.png) is in the zip's "
-            "images/",
+            "none of the 3 images of annotations.xml was found: looked in the zip's images/ for "
+            "a.png, sub/b.jpg, c.png",
         ),
         "damaged.zip": ([("a.png", b"not an image")], "images/a.png: cannot decode image"),
         "size.zip": ([("a.png", _img_bytes(20, 20, "PNG"))], "a.png is 20x20 px in images/a.png"),

@@ -32,7 +32,7 @@ def test_export_names_the_labels_after_the_first_three(tmp_path: Path, caplog) -
         (labels / f"bad{k}.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     caplog.set_level(logging.WARNING)
     res = export_labels(labels, tmp_path / "out" / "labels.gpkg", progress=False)
-    assert res.skipped_csv == tmp_path / "out" / "labels_skipped.csv"
+    assert res.skipped_csv == tmp_path / "out" / "labels_gpkg_skipped.csv"
     assert _summaries(caplog) == [
         f"skipping 2 more labels for the reason given above ({CORRUPT}): bad4.png, bad5.png; "
         f"all listed in {res.skipped_csv}"

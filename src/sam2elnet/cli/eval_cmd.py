@@ -59,7 +59,10 @@ def evaluate(
     csv_path: Path | None = typer.Option(
         None,
         "--csv",
-        help="Write per-image rows as CSV here; skipped pairs go to <name>_skipped.csv beside it.",
+        help=(
+            "Write per-image rows as CSV here; skipped pairs go to <name>_evaluate_skipped.csv "
+            "beside it."
+        ),
     ),
     boundary: bool = typer.Option(
         False,
@@ -188,16 +191,18 @@ def evaluate(
     outside its footprint are not counted (one warning line per file, counted in the JSON).
 
     A pair that cannot be used (a truncated or corrupt mask, a prediction of another size than
-    its ground truth and no common georeference) is skipped with a warning naming the file and listed with the reason in
-    the JSON and in the --csv file's _skipped.csv; the other pairs are scored. When no pair can
-    be scored, nothing is written and the exit code is 2."""
+    its ground truth and no common georeference) is skipped with a warning naming the file and
+    listed with the reason in the JSON and in <--csv stem>_evaluate_skipped.csv beside the --csv
+    file; the other pairs are scored. When no pair can be scored, nothing is written and the exit
+    code is 2."""
     from rich.console import Console
 
     from sam2elnet.cli.eval_tables import print_evaluation
     from sam2elnet.data.mask_values import parse_positive_values
     from sam2elnet.engine.eval_inputs import TRUTH_SUFFIXES
+    from sam2elnet.engine.eval_result import skipped_list
     from sam2elnet.engine.evaluate import evaluate_folders
-    from sam2elnet.utils.batch import skip_line, skipped_csv_path
+    from sam2elnet.utils.batch import skip_line
     from sam2elnet.utils.paths import check_distinct_outputs, check_input, check_output
 
     roads_on = switch(roads, no_roads, "roads")  # None: auto
@@ -246,7 +251,8 @@ def evaluate(
         *((d, TRUTH_SUFFIXES) for d in (valid, baseline)),
         (images, IMAGE_SUFFIXES),
     ]
-    skipped_csv = skipped_csv_path(csv_path) if csv_path is not None else None
+    skipped = skipped_list(csv_path) if csv_path is not None else None
+    skipped_csv = skipped.path if skipped is not None else None
     read_files = [quality, ids, pred, truth, valid, baseline]  # files among them: inputs
     pred_dir = pred.parent if pred.is_file() else pred
     for flag, path in (("--json", json_path), ("--csv", csv_path), ("--csv", skipped_csv)):
@@ -266,7 +272,7 @@ def evaluate(
     )
     from sam2elnet.utils.batch import drop_skip_list_if_nothing_done
 
-    with drop_skip_list_if_nothing_done(skipped_csv):
+    with drop_skip_list_if_nothing_done(skipped):
         res = evaluate_folders(
             pred,
             truth,
@@ -309,7 +315,7 @@ def evaluate(
     if csv_path is not None:
         res.write_csv(csv_path)
         console.print(f"wrote {csv_path}")
-    if skipped_csv is not None and res.write_skipped(skipped_csv):  # else an old one removed
+    if skipped is not None and skipped.write(res.skip_log()):  # else an old one removed
         console.print(f"wrote {skipped_csv}")
     if page is not None:  # --report
         from sam2elnet.pipeline.report import write_evaluation_report

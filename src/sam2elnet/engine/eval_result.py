@@ -26,8 +26,9 @@ from sam2elnet.engine.metrics import (
     scores,
 )
 from sam2elnet.utils.advice import name_sample, plural
+from sam2elnet.utils.batch import OutputSkipList, SkipLog
 
-__all__ = ["IMAGE_MEAN_PREFIX", "EvaluationResult", "ImageResult", "aggregate"]
+__all__ = ["IMAGE_MEAN_PREFIX", "EvaluationResult", "ImageResult", "aggregate", "skipped_list"]
 
 IMAGE_MEAN_PREFIX = "mean_image_"
 """The aggregate's keys so named (``mean_image_iou``, ``mean_image_boundary_f1``,
@@ -240,15 +241,26 @@ class EvaluationResult:
             w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in cols})
         return write_text_atomic(path, buf.getvalue())
 
+    def skip_log(self) -> SkipLog:
+        """The pairs that could not be scored as a :class:`~sam2elnet.utils.batch.SkipLog`
+        (columns ``file``, ``reason``), for :func:`skipped_list`'s ``write``."""
+        return SkipLog("file", list(self.skipped))
+
     def write_skipped(self, path: str | Path) -> Path | None:
         """The pairs that could not be scored as ``path`` (columns ``file``, ``reason``;
-        ``elnet evaluate --csv FILE`` writes ``<FILE stem>_skipped.csv``,
-        :func:`~sam2elnet.utils.batch.skipped_csv_path`), atomically, and its path; when none was
+        ``elnet evaluate --csv FILE`` writes :func:`skipped_list` of FILE,
+        ``<FILE stem>_evaluate_skipped.csv``), atomically, and its path; when none was
         skipped an earlier run's list there is removed and None returned
         (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`)."""
-        from sam2elnet.utils.batch import SkipLog
+        return self.skip_log().write_csv(path)
 
-        return SkipLog("file", list(self.skipped)).write_csv(path)
+
+def skipped_list(csv_path: str | Path) -> OutputSkipList:
+    """The list of the pairs ``elnet evaluate --csv csv_path`` skipped:
+    :class:`~sam2elnet.utils.batch.OutputSkipList` tagged ``evaluate``,
+    ``<csv stem>_evaluate_skipped.csv`` next to it (``w.csv``: ``w_evaluate_skipped.csv``,
+    apart from an export's ``w_gpkg_skipped.csv`` in that folder). Never raises."""
+    return OutputSkipList(Path(csv_path), "evaluate", "file")
 
 
 def aggregate(

@@ -130,7 +130,7 @@ def predict_large(
             log,
             "--new-objects / --max-growth not applied to images predicted window by window",
             f"{f.name}: predicted window by window; --new-objects drop / --max-growth apply "
-            "to whole images only and are not applied to this scene",
+            "to whole images only and are not applied to this image",
         )
     scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
     tile = window.tile

@@ -19,7 +19,7 @@ from sam2elnet.data.run_model import run_model_path, run_model_version
 from sam2elnet.export.centreline_layer import CentreLineLayer, centre_lines_path, wants_centre_lines
 from sam2elnet.export.chips import iter_chips
 from sam2elnet.export.coco import label_items, write_coco
-from sam2elnet.export.export_result import ExportResult, skipped_list_path, write_skipped
+from sam2elnet.export.export_result import ExportResult, skipped_list, write_skipped
 from sam2elnet.export.label_screen import screen_labels
 from sam2elnet.export.labelstudio import LabelStudioExport, export_tasks
 from sam2elnet.export.layer_crs import merge_geojson_crs, parse_layer_crs
@@ -120,8 +120,10 @@ def export_labels(
     quality_csv = review_quality_csv(labels, kwargs.get("quality_csv"))  # given, else the run's
     inputs = [*run_label_files(labels), quality_csv, kwargs.get("images")]
     check_not_input(out, inputs)  # every format: before anything is written
-    skipped = skipped_list_path(out, fmt)  # written when a label is skipped: never onto an input
-    check_not_input(skipped, inputs, what=f"--out {out}: its list of skipped labels {skipped}")
+    skipped = skipped_list(out, fmt)  # written when a label is skipped: never onto an input
+    check_not_input(
+        skipped.path, inputs, what=f"--out {out}: its list of skipped labels {skipped.path}"
+    )
     if fmt is not None and fmt.lower() == "label-studio":
         kwargs["files"] = pick.files if pick is not None else None
         with drop_skip_list_if_nothing_done(skipped):
@@ -216,7 +218,7 @@ def _export_labels(
     ``fmt`` defaults from ``out``'s suffix. Labels of a folder that cannot be read, and for a
     polygon layer those without georeference among georeferenced ones, are skipped, each with
     its reason in :func:`~sam2elnet.export.export_result.skipped_list_path`
-    (``<out stem>_skipped.csv``, ``<out stem>_geojson_skipped.csv``, ...;
+    (``<out stem>_gpkg_skipped.csv``, ``<out stem>_geojson_skipped.csv``, ...;
     :mod:`~sam2elnet.export.label_screen`; every label
     skipped raises :class:`~sam2elnet.errors.UserError`). ``quality_csv`` (found by
     :func:`export_labels`: ``quality.csv`` next to the labels) adds each label's predicted

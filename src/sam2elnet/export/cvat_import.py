@@ -49,7 +49,14 @@ import numpy as np
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.export.cvat_xml import EXPORT_AGAIN, XML_NAME, read_cvat_xml, xml_images
 from sam2elnet.export.cvat_zip_images import ZipImages, zip_image_members, zip_images
-from sam2elnet.export.image_lookup import ExportImage, check_unique_stems, find_images, missing_note
+from sam2elnet.export.image_lookup import (
+    ExportImage,
+    check_unique_stems,
+    find_images,
+    missing_note,
+    none_found,
+    sought_names,
+)
 from sam2elnet.export.import_result import ImportResult
 from sam2elnet.export.mask_folder import (
     CommitCheck,
@@ -60,7 +67,7 @@ from sam2elnet.export.mask_folder import (
     write_masks,
 )
 from sam2elnet.export.review_set import download_check
-from sam2elnet.utils.advice import name_sample, none_of, plural
+from sam2elnet.utils.advice import plural
 
 __all__ = ["import_cvat", "read_labelmap"]
 
@@ -408,14 +415,8 @@ def _write(
         prefix = zimages.prefix
         found = [zimages.find(e.name) for e in entries]
         if not any(found):
-            names = f"({name_sample([e.name for e in entries], 3)})"
-            head = none_of(
-                len(entries),
-                f"image of {what}",
-                f"{names} is in the zip's {prefix}",
-                f"{names} is not in the zip's {prefix}",
-                f"images of {what}",
-            )
+            names = sought_names(entries, by_mask=what == _SEGMASK)
+            head = none_found(names, what, f"the zip's {prefix}")
             raise DataError(
                 f"{head}; give --images the folder the CVAT task's images came from",
                 p,
@@ -433,7 +434,9 @@ def _write(
         ]
         local = zimages.local
     else:
-        sources, missing = find_images(entries, ipath, what, _SAME_NAME, p)
+        sources, missing = find_images(
+            entries, ipath, what, _SAME_NAME, p, by_mask=what == _SEGMASK
+        )
         found = sources
     # the notes name the image the user knows (an image not found: by its stem, for a
     # Segmentation mask export, whose names are the masks')

@@ -1,6 +1,6 @@
 """What an ``elnet export`` wrote (:class:`ExportResult`, its summary line) and its list of
-skipped labels (``<out stem>_skipped.csv`` for a GeoPackage, ``<out stem>_<format>_skipped.csv``
-for the others: :func:`skipped_list_path`, :func:`write_skipped`)."""
+skipped labels (``<out stem>_<format>_skipped.csv``: :func:`skipped_list`,
+:func:`skipped_list_path`, :func:`write_skipped`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sam2elnet.utils.advice import plural
-from sam2elnet.utils.batch import SkipLog
+from sam2elnet.utils.batch import OutputSkipList, SkipLog
 
-__all__ = ["ExportResult", "skipped_list_path", "write_skipped"]
+__all__ = ["ExportResult", "skipped_list", "skipped_list_path", "write_skipped"]
 
 
 @dataclass
@@ -54,22 +54,29 @@ class ExportResult:
         return f"{s}; {self.selection}" if self.selection else s
 
 
-def skipped_list_path(out: str | Path, fmt: str | None = None) -> Path:
-    """Where an export to ``out`` in the format ``fmt`` (any case; None: the one ``out``'s
-    suffix means) lists the labels it skipped: ``<out stem>_skipped.csv`` for a GeoPackage,
-    ``<out stem>_<format>_skipped.csv`` for the others (``w_geojson_skipped.csv``,
-    ``w_shp_skipped.csv``, ``coco_coco_skipped.csv``, ``tasks_label-studio_skipped.csv``), so
-    exports of one stem in one folder (``w.gpkg`` and ``w.geojson``) keep a list each; the rule
-    of the review record too (:func:`~sam2elnet.export.layer_files.export_sidecar`)."""
-    from sam2elnet.export.layer_files import export_sidecar
+def skipped_list(out: str | Path, fmt: str | None = None) -> OutputSkipList:
+    """The list of the labels an export to ``out`` in the format ``fmt`` (any case; None: the
+    one ``out``'s suffix means) skipped, :class:`~sam2elnet.utils.batch.OutputSkipList` tagged
+    by the format: ``<out stem>_<format>_skipped.csv`` (``w_gpkg_skipped.csv``,
+    ``w_geojson_skipped.csv``, ``w_shp_skipped.csv``, ``coco_coco_skipped.csv``,
+    ``tasks_label-studio_skipped.csv``), so exports of one stem in one folder (``w.gpkg`` and
+    ``w.geojson``) and ``elnet evaluate --csv w.csv`` keep a list each. Never raises."""
+    from sam2elnet.export.layer_files import sidecar_format
 
-    return export_sidecar(out, fmt, "_skipped.csv")
+    return OutputSkipList(Path(out), sidecar_format(out, fmt), "label")
+
+
+def skipped_list_path(out: str | Path, fmt: str | None = None) -> Path:
+    """Where an export to ``out`` in the format ``fmt`` lists the labels it skipped: the path
+    of :func:`skipped_list` (``w_gpkg_skipped.csv``, ``w_geojson_skipped.csv``, ...)."""
+    return skipped_list(out, fmt).path
 
 
 def write_skipped(out: Path, skips: SkipLog, fmt: str | None = None) -> Path | None:
-    """Write :func:`skipped_list_path` of ``out`` and ``fmt`` (label, reason) after the layer
+    """Write :func:`skipped_list` of ``out`` and ``fmt`` (label, reason) after the layer
     (or COCO file) and its record, so a refused export leaves no list behind; its path, else
-    None and an earlier export's list (of this name) removed
-    (:meth:`~sam2elnet.utils.batch.SkipLog.write_csv`: also the summary warning of the labels
-    ``skips`` did not warn about one by one)."""
-    return skips.write_csv(skipped_list_path(out, fmt))
+    None and an earlier export's list (of this name) removed. An older export's
+    ``<out stem>_skipped.csv`` is removed either way
+    (:meth:`~sam2elnet.utils.batch.OutputSkipList.write`; also the summary warning of the
+    labels ``skips`` did not warn about one by one)."""
+    return skipped_list(out, fmt).write(skips)

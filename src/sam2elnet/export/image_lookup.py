@@ -28,6 +28,8 @@ __all__ = [
     "find_images",
     "image_candidates",
     "missing_note",
+    "none_found",
+    "sought_names",
 ]
 
 
@@ -132,7 +134,12 @@ class ExportImage:
 
 
 def find_images(
-    entries: list[ExportImage], images: Path | None, what: str, remedy: str, path: Path
+    entries: list[ExportImage],
+    images: Path | None,
+    what: str,
+    remedy: str,
+    path: Path,
+    by_mask: bool = False,
 ) -> tuple[list[Path | None], list[str]]:
     """Each export image's file under ``images`` (:func:`find_image`; None: not found) and the
     names not found, after :func:`check_unique_stems`.
@@ -143,9 +150,12 @@ def find_images(
         what: The export, for messages (``"the COCO file"``).
         remedy: What to do about two images of one name, for :func:`check_unique_stems`.
         path: The export file, named in messages.
+        by_mask: The export names each image by its mask (CVAT's "Segmentation mask"): the
+            error names the images looked for by stem (:func:`sought_names`).
 
     Raises:
-        UserError: two images share a mask name, or ``images`` holds none of the images.
+        UserError: two images share a mask name, or ``images`` holds none of the images
+            (:func:`none_found`).
     """
     check_unique_stems(((e.stem, e.name) for e in entries), what, remedy, path)
     if images is None:
@@ -153,20 +163,34 @@ def find_images(
     found = [find_image(images, e.name, len(entries)) for e in entries]
     missing = [e.name for e, f in zip(entries, found, strict=True) if f is None]
     if missing and len(missing) == len(entries):
-        names = f"({name_sample(missing, 3)})"
-        head = none_of(
-            len(entries),
-            f"image of {what}",
-            f"{names} is in --images {images}",
-            f"{names} is not in --images {images}",
-            f"images of {what}",
-        )
+        head = none_found(sought_names(entries, by_mask), what, f"--images {images}")
         raise UserError(
             f"{head}; give the folder the annotated images came from, or leave "
             "--images out for PNG masks of the size the file gives",
             path,
         )
     return found, missing
+
+
+def sought_names(entries: list[ExportImage], by_mask: bool = False) -> list[str]:
+    """The names messages give the images of ``entries`` that were looked for: as the export
+    names them (``sub/b.jpg``), or with ``by_mask`` (an export naming each image by its mask,
+    CVAT's "Segmentation mask": ``palsar/a.png`` is the mask of an image of unknown suffix) by
+    their stem, folders kept: ``palsar/a.*``."""
+    if not by_mask:
+        return [e.name for e in entries]
+    return [str(PurePosixPath(e.name.replace("\\", "/")).with_suffix(".*")) for e in entries]
+
+
+def none_found(names: list[str], what: str, where: str) -> str:
+    """The clause of an import none of whose images was found: ``none of the 3 images of WHAT
+    was found: looked in WHERE for a.*, b.*, c.*`` (the first three ``names``, then ``(+N)``;
+    ``the only image of WHAT was not found: ...`` for one). ``where``: the place looked in,
+    ``--images DIR`` or ``the zip's images/``."""
+    head = none_of(
+        len(names), f"image of {what}", "was found", "was not found", f"images of {what}"
+    )
+    return f"{head}: looked in {where} for {name_sample(names, 3)}"
 
 
 def missing_note(missing: list[str], n: int, what: str, images: Path | str | None) -> list[str]:

@@ -104,8 +104,9 @@ def export_sidecar(out: str | Path, fmt: str | None, ending: str) -> Path:
     """The file an export to ``out`` writes next to it, named for its format so that exports
     of one stem in one folder (``w.gpkg``, ``w.geojson``, ``w.shp``, ``w.json``) keep one each:
     ``<out stem><ending>`` for a GeoPackage, ``<out stem>_<format><ending>`` for the others
-    (``x_geojson_review.json``, ``x_shp_skipped.csv``: no sidecar name of a Shapefile's own;
-    ``x_coco_...``, ``x_label-studio_...``).
+    (``x_geojson_review.json``, ``x_shp_...``: no sidecar name of a Shapefile's own;
+    ``x_coco_...``, ``x_label-studio_...``). The list of skipped labels is tagged for a
+    GeoPackage too (:func:`~sam2elnet.export.export_result.skipped_list`).
 
     ``fmt`` is the export format (any case); it names the file, not the suffix (``--format
     geojson --out x.json``: ``x_geojson<ending>``). None: the format ``out``'s suffix means

@@ -5,8 +5,8 @@ their copies).
 
 The batch rule of a plain polygon export (:mod:`~sam2elnet.export.label_screen`) holds here too:
 a label of a folder that cannot be warped is skipped, with one ``warning: skipping LABEL: reason``
-line and its reason in the export's list of skipped labels (``<out stem>_skipped.csv`` for a
-GeoPackage, ``<out stem>_<format>_skipped.csv`` else; named by the user's path, not the copy's), and
+line and its reason in the export's list of skipped labels (``<out stem>_<format>_skipped.csv``,
+:func:`~sam2elnet.export.export_result.skipped_list`; named by the user's path, not the copy's), and
 the others are exported. That is a label without any georeference (no CRS, no ground control
 points: a PNG among GeoTIFFs), one with fewer than 3 GCPs or GCPs without a CRS, one GDAL cannot
 read (corrupt, truncated), and one GDAL cannot warp to the target CRS (its footprint outside the

@@ -19,6 +19,7 @@ See docs/reliability.md.
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -33,11 +34,12 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "NothingDoneError",
+    "OutputSkipList",
+    "SKIP_LIST_ENDING",
     "SkipLog",
     "drop_skip_list_if_nothing_done",
     "short_reason",
     "skip_line",
-    "skipped_csv_path",
     "unlabelled_skips",
     "unusable_summary",
 ]
@@ -175,8 +177,8 @@ class SkipLog:
         return [*cols, "reason"]
 
     def write_csv(self, path: str | Path) -> Path | None:
-        """The one writer of a batch's skip list (``skipped.csv``, ``<out stem>_skipped.csv``, an export's
-        ``<out stem>_<format>_skipped.csv``):
+        """The one writer of a batch's skip list (``skipped.csv``, the list next to a one-file
+        output, :class:`OutputSkipList`):
         write it to ``path`` atomically (temporary file + rename, so a kill leaves the earlier
         list or the new one, never half of one; columns :meth:`columns`) when files were skipped
         and return it (then the summary warning of the files not warned about one by one,
@@ -307,26 +309,90 @@ def skip_line(n_skipped: int, n_total: int, csv_path: str | Path) -> str:
     return f"{n_skipped} of {n_total} skipped, see {csv_path}"
 
 
+SKIP_LIST_ENDING = "_skipped.csv"
+"""How every list of skipped items written next to an output file ends."""
+
+
+@dataclass(frozen=True)
+class OutputSkipList:
+    """The list of the items skipped by a command whose output is one file, written next to
+    that file: ``<out stem>_<tag>_skipped.csv`` (:attr:`path`, the one place this name is
+    built). ``tag`` names what wrote it, so commands and formats sharing a folder and a stem
+    keep a list each: an export its format (``w_gpkg_skipped.csv``, ``w_geojson_skipped.csv``,
+    ``coco_coco_skipped.csv``, ``tasks_label-studio_skipped.csv``:
+    :func:`sam2elnet.export.export_result.skipped_list`), ``elnet evaluate --csv w.csv``
+    ``evaluate`` (``w_evaluate_skipped.csv``). ``what``: the list's first column (the
+    :class:`SkipLog`'s ``what``: ``label``, ``file``).
+
+    Before, these lists were ``<out stem>_skipped.csv`` (:attr:`old_path`; a GeoPackage export
+    and ``evaluate --csv`` of one stem wrote the same file). Writing or removing the list
+    (:meth:`write`, :meth:`drop`) also removes such an older list of the same kind (its header
+    starts with ``what`` and ends with ``reason``), which the run replaces: a fresh output
+    never sits beside an old list that says items were skipped. One of another kind (an
+    evaluation's beside an export) is left to its own command."""
+
+    out: Path
+    tag: str
+    what: str
+
+    @property
+    def path(self) -> Path:
+        """``<out stem>_<tag>_skipped.csv`` next to :attr:`out`."""
+        return self.out.with_name(f"{self.out.stem}_{self.tag}{SKIP_LIST_ENDING}")
+
+    @property
+    def old_path(self) -> Path:
+        """``<out stem>_skipped.csv``: the name these lists had before :attr:`path`."""
+        return self.out.with_name(f"{self.out.stem}{SKIP_LIST_ENDING}")
+
+    def write(self, skips: SkipLog) -> Path | None:
+        """:meth:`SkipLog.write_csv` to :attr:`path` (its path; None: nothing skipped, an earlier
+        list there removed), then :meth:`drop_old`. Raises what ``write_csv`` raises."""
+        written = skips.write_csv(self.path)
+        self.drop_old()
+        return written
+
+    def drop(self) -> None:
+        """Remove the list (:attr:`path`) and an older one of its kind (:meth:`drop_old`): the
+        run produced nothing, and an earlier run's list no longer holds."""
+        self.path.unlink(missing_ok=True)
+        self.drop_old()
+
+    def drop_old(self) -> Path | None:
+        """Remove :attr:`old_path` when it is a list of this kind (first column :attr:`what`,
+        last ``reason``) and return it; anything else there (another command's list, a file of
+        the user's, nothing) is left and None returned. Never raises."""
+        old = self.old_path
+        try:
+            with old.open(newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None
+        if header[:1] != [self.what] or header[-1:] != ["reason"] or len(header) < 2:
+            return None
+        try:
+            old.unlink()
+        except OSError:
+            return None
+        log.info(
+            "removed %s, an earlier run's list of skipped %ss (this output's list is named %s now)",
+            old,
+            self.what,
+            self.path.name,
+        )
+        return old
+
+
 @contextmanager
-def drop_skip_list_if_nothing_done(skipped: str | Path | None) -> Iterator[None]:
+def drop_skip_list_if_nothing_done(skipped: OutputSkipList | None) -> Iterator[None]:
     """Around a batch whose output is one file (``elnet export``'s layer, ``elnet evaluate
     --csv``): when it raises :class:`NothingDoneError` (nothing produced; the error line says
-    why), remove ``skipped``, the output's list (:func:`skipped_csv_path`,
-    :func:`sam2elnet.export.export_result.skipped_list_path`; None: nothing to remove),
-    and raise it on: an earlier run's list no longer holds, and a failed run leaves nothing
-    beside its output (the bad-input rule)."""
+    why), remove ``skipped``, the output's list (:meth:`OutputSkipList.drop`, an older list of
+    its kind too; None: nothing to remove), and raise it on: an earlier run's list no longer
+    holds, and a failed run leaves nothing beside its output (the bad-input rule)."""
     try:
         yield
     except NothingDoneError:
         if skipped is not None:
-            Path(skipped).unlink(missing_ok=True)
+            skipped.drop()
         raise
-
-
-def skipped_csv_path(out: str | Path) -> Path:
-    """``<out stem>_skipped.csv`` next to ``out``: where ``elnet evaluate --csv`` lists the
-    pairs it skipped. ``elnet export`` names its list by the format too
-    (:func:`sam2elnet.export.export_result.skipped_list_path`), so that exports of one stem in
-    one folder keep a list each."""
-    out = Path(out)
-    return out.with_name(f"{out.stem}_skipped.csv")
