@@ -27,7 +27,17 @@ import pytest
 from pydantic import BaseModel
 
 from sam2elnet.data import coarse, synthetic
-from sam2elnet.engine import comparison, evaluate, folder_job, folder_workers, infer, scene
+from sam2elnet.engine import (
+    comparison,
+    evaluate,
+    folder_job,
+    folder_workers,
+    infer,
+    predictor,
+    quality_crossfit,
+    quality_fit,
+    scene,
+)
 from sam2elnet.export import api, chips, review_import
 from sam2elnet.options import (
     DegradeOptions,
@@ -48,6 +58,12 @@ FRONT_DOORS: list[tuple[Callable[..., Any], type[BaseModel]]] = [
     (infer.enhance_folder, FolderJobOptions),
     (folder_workers.load_predictor, FolderJobOptions),
     (folder_job.FolderJob.__init__, FolderJobOptions),
+    (predictor.Predictor.__init__, FolderJobOptions),
+    (predictor.Predictor.from_file, FolderJobOptions),
+    # the quality evaluator's samples are predicted as annotate predicts (images per pass)
+    (quality_fit.fit_quality, FolderJobOptions),
+    (quality_fit.collect_quality_samples, FolderJobOptions),
+    (quality_crossfit.crossfit_samples, FolderJobOptions),
     (scenes.scene_job, SceneOptions),
     (scenes.load_scene_predictor, SceneOptions),
     (scene.predict_scene, SceneOptions),
@@ -69,10 +85,12 @@ DIFFERENT_ON_PURPOSE: dict[tuple[str, str], str] = {
     ("enhance_folder", "max_memory"): "None: DEFAULT_MAX_MEMORY, itself read from the model",
     ("load_scene_predictor", "max_memory"): "None: DEFAULT_MAX_MEMORY (Predictor.fit_batch)",
     ("scene_job", "max_memory"): "None: DEFAULT_MAX_MEMORY (Predictor.fit_batch)",
+    ("Predictor.__init__", "max_memory"): "None: DEFAULT_MAX_MEMORY, itself read from the model",
+    ("Predictor.from_file", "max_memory"): "None: DEFAULT_MAX_MEMORY (Predictor.__init__)",
     ("predict_scene", "tile"): "the engine takes a window side; scene_job resolves None (auto)",
     ("_export_labels", "crs"): "None: LAYER_CRS[0] ('image'), the field's own declaration",
 }
-"""(function name, parameter) -> why its default is not the field's."""
+"""(function or method qualified name, parameter) -> why its default is not the field's."""
 
 
 def _params(fn: Callable[..., Any], model: type[BaseModel]) -> list[inspect.Parameter]:
@@ -82,7 +100,7 @@ def _params(fn: Callable[..., Any], model: type[BaseModel]) -> list[inspect.Para
         for p in inspect.signature(fn).parameters.values()
         if p.default is not inspect.Parameter.empty
         and p.name in model.model_fields
-        and (fn.__name__, p.name) not in DIFFERENT_ON_PURPOSE
+        and (fn.__qualname__, p.name) not in DIFFERENT_ON_PURPOSE
     ]
 
 

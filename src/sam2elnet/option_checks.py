@@ -68,7 +68,9 @@ class WeightsFiles:
     it (``recorded``: True) or read here. ``saved_found``: the run recorded the saved file's path
     and that file is on this machine, with the recorded digest where one is recorded (checked by
     :func:`~sam2elnet.model.checkpoint_files.weights_files` only where a refusal names it: the
-    given file not on this machine)."""
+    given file not on this machine). ``shown``: the option values a refusal names where
+    ``saved`` / ``given`` are what a default (no ``--weights``) stood for, the cached official
+    checkpoint (``"none"``: none was cached); None: ``saved`` / ``given`` themselves."""
 
     saved: Any
     given: Any
@@ -78,6 +80,7 @@ class WeightsFiles:
     given_sha256: str | None = None
     recorded: bool = False
     saved_found: bool = False
+    shown: tuple[Any, Any] | None = None
 
     @classmethod
     def as_given(cls, saved: Any, given: Any) -> WeightsFiles:
@@ -107,9 +110,21 @@ class WeightsFiles:
         written, default ``repr``); for a given file not on this machine, the recorded one when it
         is (:attr:`saved_found`), ``... (saved: 'sam2.pt'; /b/sam2.pt is not on this machine; the
         run was made with /a/sam2.pt: give --weights /a/sam2.pt)``."""
-        head = f"--weights {said(self.given)} (saved: {said(self.saved)}"
+        saved, given = self.shown or (self.saved, self.given)
+        head = f"--weights {said(given)} (saved: {said(saved)}"
         old, new = self.saved_path, self.given_path
+        cached = self.shown is not None
+        if cached and saved is None:  # the run's default: the file it found in the cache
+            head += f", the cached SAM2 weights {old}" if old else ", no SAM2 weights cached then"
         if old is None or new is None:
+            if cached and given is None and new is not None:
+                return (
+                    f"{head}; the cache now holds {new}: give --weights none to go on as started)"
+                )
+            if cached and given is None and old is not None:
+                return (
+                    f"{head}; none cached now: put that file back, or give --weights a copy of it)"
+                )
             return head + ")"
         here = old.exists()
         if self.saved_sha256 and self.given_sha256:
@@ -161,6 +176,19 @@ def option_change(key: str, new: Any, old: Any) -> str:
             "--no-quality (saved: --quality)" if new is False else "--quality (saved: --no-quality)"
         )
     return setting_change(key, new, old)
+
+
+def api_option(name: str, flag: str | None = None) -> str:
+    """How a message of the Python API names an option: the argument and the command line's
+    flag, ``new_objects (--new-objects)`` (``flag``: default ``--`` + ``name`` with dashes), so
+    a library user and a CLI user both recognise it."""
+    return f"{name} ({flag or '--' + name.replace('_', '-')})"
+
+
+def api_flags(model: type[BaseModel]) -> dict[str, str]:
+    """``flags`` for :func:`check_options` called by the Python API: each field of ``model``
+    named as :func:`api_option` says (``invalid value for tta (--tta): 99 (...)``)."""
+    return {name: api_option(name) for name in model.model_fields}
 
 
 def option_default(model: type[BaseModel], name: str) -> Any:

@@ -90,7 +90,9 @@ def test_annotate_mixed_band_folder_labels_every_usable_image(tmp_path_factory, 
     # choosing bands: every file has bands 1..3 (RGBA after dropping alpha)
     res = annotate_folder(model, folder, tmp_path / "out2", progress=False, bands=[1, 2, 3])
     assert len(res.rows) == 4 and not res.skipped
-    with pytest.raises(UserError, match="selects 2 band"):
+    with pytest.raises(
+        UserError, match=r"^bands \(--bands\) 1,2 selects 2 bands but the model takes 3"
+    ):
         annotate_folder(model, folder, tmp_path / "out3", progress=False, bands=[1, 2])
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sam2elnet.engine.coarse_rule import NEW_OBJECT_MARGIN_PX, CoarseRule, apply_rule
+from sam2elnet.errors import UserError
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -76,8 +77,32 @@ def test_keep_is_inactive_and_batches_follow_each_image() -> None:
 
 
 @pytest.mark.parametrize(
-    "kw", [{"new_objects": "maybe"}, {"max_growth_px": -1.0}, {"max_growth_px": float("nan")}]
+    ("kw", "said"),
+    [
+        ({"new_objects": "maybe"}, "new_objects (--new-objects): 'maybe' (choose drop | keep)"),
+        ({"max_growth_px": -1.0}, "max_growth_px (--max-growth): -1.0 (a distance in px >= 0, "),
+        ({"max_growth_px": float("nan")}, "max_growth_px (--max-growth): nan (a distance in px "),
+        ({"max_growth_px": "5 px"}, "max_growth_px (--max-growth): '5 px' (a distance in px "),
+    ],
 )
-def test_bad_values_are_refused(kw: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_values_are_refused_as_user_errors(kw: dict[str, object], said: str) -> None:
+    """Before: a ValueError (a traceback from the CLI, not an ``error:`` line; a TypeError for a
+    text); now a UserError naming the argument and ``elnet enhance``'s flag."""
+    with pytest.raises(UserError) as err:
         CoarseRule(**kw)  # type: ignore[arg-type]
+    assert str(err.value).startswith("invalid value for " + said), str(err.value)
+
+
+def test_the_cli_says_a_bad_new_objects_in_one_line(tmp_path, capsys) -> None:
+    """``elnet enhance --new-objects maybe``: exit 2, one ``error:`` line naming the flag."""
+    from sam2elnet.cli import main
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    argv = ["enhance", "--model", str(tmp_path / "m.pt"), "--images", str(tmp_path / "images")]
+    argv += ["--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "out")]
+    capsys.readouterr()
+    assert main([*argv, "--new-objects", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "--new-objects" in err and "'maybe'" in err

@@ -77,7 +77,11 @@ def test_enhance_one_image_with_one_mask_file_of_another_name(
     assert row["coarse"].endswith("rough.png")
     rgb = cv2.imread(str(tmp_path / "e" / row["changes"]))[:, :, ::-1]
     assert np.array_equal(rgb[:, :, 0] > 0, coarse > 0)  # kept or removed: the coarse label
-    with pytest.raises(UserError, match="so it is the label of one image, but --images holds 8"):
+    with pytest.raises(
+        UserError,
+        match=r"so it is the label of one image, but images \(--images\) holds 8 images; "
+        r".* as labels \(--labels\)$",
+    ):
         enhance_folder(run["model"], run["data"] / "images", label, tmp_path / "e2")
     assert not (tmp_path / "e2").exists()
 

@@ -259,3 +259,78 @@ def test_a_given_file_not_on_this_machine_names_the_recorded_one_that_is(
     assert weights_files("a/sam2.pt", "a/sam2.pt", {"weights_path": str(made)}).change() == (
         head + ")"
     )
+
+
+def test_an_experiment_on_the_cached_weights_records_them_and_refuses_other_cached_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``weights``: the experiment starts from the cached official checkpoint. Before,
+    ``experiment.json`` recorded no path or digest of it (``resolved`` both None), so a re-run
+    that found other bytes in the cache went on with them unnoticed; now they are recorded as a
+    ``--weights`` file is, and other bytes (or none cached now) are another experiment."""
+    from sam2elnet.pipeline.experiment_resume import settle_identity
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SAM2ELNET_HOME", str(home))
+    cached = home / "sam2.1_hiera_tiny.pt"
+    cached.write_bytes(BYTES)
+    out = tmp_path / "exp"
+
+    def cfg(**kw):
+        return tiny_experiment_config(tmp_path / "data", out, size="tiny", **kw)
+
+    settle_identity(cfg(), out)
+    (out / "stages").mkdir()
+    (out / "stages" / "split.json").write_text("{}")
+    made = json.loads((out / "experiment.json").read_text())
+    assert made["weights"] is None
+    assert made["resolved"] == {
+        "weights_path": str(cached.resolve()),
+        "weights_sha256": hashlib.sha256(BYTES).hexdigest(),
+        "cached": True,
+    }
+    assert settle_identity(cfg(), out)[0].weights is None  # the same bytes: goes on
+    tail = "; give the saved values to continue it, or choose a new --out or delete the folder"
+    head = f"{out}: this folder holds an experiment with other settings: --weights not given "
+    head += f"(saved: not given, the cached SAM2 weights {cached.resolve()}"
+    cached.write_bytes(OTHER)  # another download, another release: other bytes in the cache
+    with pytest.raises(UserError) as err:
+        settle_identity(cfg(), out)
+    assert str(err.value) == (
+        f"{head}; {cached.resolve()} holds other bytes than when the run recorded it: put back "
+        f"the file the run was made with){tail}"
+    )
+    kept = tmp_path / "kept.pt"  # the file the run was made with, given as --weights: goes on
+    kept.write_bytes(BYTES)
+    assert settle_identity(cfg(weights=str(kept)), out)[0].weights == str(kept)
+    (out / "experiment.json").write_text(json.dumps(made))
+    cached.unlink()  # nothing cached now: the run would go on from a random encoder
+    with pytest.raises(UserError) as err:
+        settle_identity(cfg(), out)
+    assert str(err.value) == (
+        f"{head}; none cached now: put that file back, or give --weights a copy of it){tail}"
+    )
+    # an experiment started with nothing cached, whose cache now holds a checkpoint
+    (out / "experiment.json").unlink()
+    (out / "stages" / "split.json").unlink()
+    settle_identity(cfg(), out)
+    (out / "stages" / "split.json").write_text("{}")
+    assert json.loads((out / "experiment.json").read_text())["resolved"] == {
+        "weights_path": None,
+        "weights_sha256": None,
+        "cached": True,
+    }
+    cached.write_bytes(BYTES)
+    with pytest.raises(UserError) as err:
+        settle_identity(cfg(), out)
+    assert str(err.value) == (
+        f"{out}: this folder holds an experiment with other settings: --weights not given "
+        f"(saved: not given, no SAM2 weights cached then; the cache now holds {cached.resolve()}: "
+        f"give --weights none to go on as started){tail}"
+    )
+    assert settle_identity(cfg(weights="none"), out)[0].weights == "none"
+    # a record made before the cache was recorded (no "cached"): compared as the text, as before
+    older = {**made, "resolved": {"weights_path": None, "weights_sha256": None}}
+    (out / "experiment.json").write_text(json.dumps(older))
+    assert settle_identity(cfg(), out)[0].weights is None

@@ -33,6 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sam2elnet.errors import UserError
+from sam2elnet.option_checks import api_option
+
 NewObjects = Literal["drop", "keep"]
 NEW_OBJECTS_MODES: tuple[str, ...] = ("drop", "keep")
 
@@ -53,7 +56,8 @@ class CoarseRule:
             or None for no limit.
 
     Raises:
-        ValueError: an unknown ``new_objects`` mode or a negative / non-finite ``max_growth_px``.
+        UserError: an unknown ``new_objects`` mode or a negative / non-finite (or non-numeric)
+            ``max_growth_px``; the message names the argument and ``elnet enhance``'s flag.
     """
 
     new_objects: NewObjects = "drop"
@@ -61,12 +65,20 @@ class CoarseRule:
 
     def __post_init__(self) -> None:
         if self.new_objects not in NEW_OBJECTS_MODES:
-            raise ValueError(
-                f"new_objects must be one of {NEW_OBJECTS_MODES}, got {self.new_objects!r}"
+            raise UserError(
+                f"invalid value for {api_option('new_objects')}: {self.new_objects!r} "
+                f"(choose {' | '.join(NEW_OBJECTS_MODES)})"
             )
         g = self.max_growth_px
-        if g is not None and not (np.isfinite(g) and g >= 0):
-            raise ValueError(f"max_growth_px must be a finite number >= 0, got {g!r}")
+        try:
+            ok = g is None or bool(np.isfinite(g) and g >= 0)
+        except TypeError:  # not a number ("5 px")
+            ok = False
+        if not ok:
+            raise UserError(
+                f"invalid value for {api_option('max_growth_px', '--max-growth')}: {g!r} "
+                "(a distance in px >= 0, or None for no limit)"
+            )
 
     @property
     def active(self) -> bool:

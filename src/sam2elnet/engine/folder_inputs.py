@@ -35,6 +35,7 @@ from sam2elnet.data.runfolder import (
     run_row_paths,
 )
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_checks import api_option
 from sam2elnet.utils.advice import plural
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,9 @@ def split_samples(root: Any, split: str | Sequence[str], purpose: str) -> list[A
     from sam2elnet.data.splits import select_split
 
     if not isinstance(root, (str, Path)):
-        raise UserError("--split needs --images to be a dataset folder")
+        raise UserError(
+            f"{api_option('split')} needs {api_option('images')} to be a dataset folder"
+        )
     choice = select_split(root, split, purpose=purpose)
     log.info(choice.describe(purpose))
     return list(choice.index.samples)
@@ -275,17 +278,18 @@ def label_index(labels: str | Path, n_images: int | None = None) -> LabelIndex:
             idx.default = root
             return idx
         raise UserError(
-            f"has no georeference, so it is the label of one image, but --images holds "
-            f"{plural(n_images or 0, 'image')}; give a folder of labels named like the images, "
-            "or one georeferenced GeoTIFF or GeoJSON/GPKG/SHP for all, as --labels",
+            f"has no georeference, so it is the label of one image, but {api_option('images')} "
+            f"holds {plural(n_images or 0, 'image')}; give a folder of labels named like the "
+            "images, or one georeferenced GeoTIFF or GeoJSON/GPKG/SHP for all, as "
+            f"{api_option('labels')}",
             root,
         )
     if not root.exists():
-        raise UserError("label path does not exist; check --labels", root)
+        raise UserError(f"label path does not exist; check {api_option('labels')}", root)
     if not root.is_dir():
         raise UserError(
             "label path is neither a folder, a mask file (.png/.jpg/.tif) nor a vector file "
-            "(.geojson/.gpkg/.shp); check --labels",
+            f"(.geojson/.gpkg/.shp); check {api_option('labels')}",
             root,
         )
     for f in sorted(root.iterdir()):  # not naming.image_files: a vector file is a label too

@@ -27,7 +27,7 @@ from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.runtime import announce_predictor_precision
 from sam2elnet.errors import UserError
 from sam2elnet.model.input_flags import unusable_counts
-from sam2elnet.option_checks import check_options
+from sam2elnet.option_checks import api_flags, check_options
 from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.batch import unusable_summary
 
@@ -128,7 +128,7 @@ class FolderSettings:
             )
 
         check_options(
-            FolderJobOptions, min_quality=self.min_quality,
+            FolderJobOptions, api_flags(FolderJobOptions), min_quality=self.min_quality,
             target_precision=self.target_precision, tau=self.tau, batch_size=self.batch_size,
             device=self.device, precision=self.precision, tta=self.tta, tile=self.tile,
             overlap=self.overlap, max_memory=self.max_memory, **task_options,

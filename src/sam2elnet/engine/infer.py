@@ -47,7 +47,7 @@ from sam2elnet.engine.folder_workers import ExecutorFactory
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.model.quality_features import FEATURE_NAMES
-from sam2elnet.option_checks import option_default
+from sam2elnet.option_checks import api_option, option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
@@ -260,8 +260,9 @@ def enhance_folder(
     rule = CoarseRule(new_objects, max_growth)  # type: ignore[arg-type]
     if labels is None and not split:
         raise UserError(
-            "enhance needs --labels (a folder or a vector file of coarse labels), or --split "
-            "with a dataset whose split folders hold a coarse/ folder"
+            f"enhance needs {api_option('labels')}: a folder or a vector file of coarse "
+            f"labels; or {api_option('split')} with a dataset whose split folders hold a "
+            "coarse/ folder"
         )
     samples = split_samples(images, split, "enhancing") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)
@@ -278,7 +279,7 @@ def enhance_folder(
         if not label_map:
             raise DataError(
                 f"{where} hold no coarse labels (no coarse/ folder next to images/); "
-                "give the coarse labels with --labels FOLDER",
+                f"give the coarse labels as {api_option('labels')}",
                 images if isinstance(images, (str, Path)) else None,
             )
     missing = [f for f in files if f not in label_map]
@@ -286,7 +287,8 @@ def enhance_folder(
         names = ", ".join(f.name for f in missing[:10]) + (" ..." if len(missing) > 10 else "")
         raise DataError(
             f"{plural(len(missing), 'image has', 'images have')} no label in {where}: {names}; "
-            "add the labels or pass --skip-missing to enhance only the others"
+            f"add the labels or pass {api_option('skip_missing=True', '--skip-missing')} to "
+            "enhance only the others"
         )
     n_all, files = len(files), [f for f in files if f in label_map]
     check_job_out(

@@ -40,6 +40,8 @@ from sam2elnet.model.input_flags import unusable_text
 from sam2elnet.model.io import check_weights_finite
 from sam2elnet.model.quality import QualityEvaluator, QualityResult
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.option_checks import api_option, option_default
+from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.run_warnings import warn_once
 from sam2elnet.utils.shape_batches import batches_by_key
@@ -81,9 +83,9 @@ class Predictor:
         self,
         model: torch.nn.Module,
         extra: dict[str, Any],
-        device: str = "cpu",
-        precision: str = "auto",
-        batch_size: int = 8,
+        device: str = option_default(FolderJobOptions, "device"),
+        precision: str = option_default(FolderJobOptions, "precision"),
+        batch_size: int = option_default(FolderJobOptions, "batch_size"),
         tta: int | None = None,
         path: Path | None = None,
         channels_last: bool | None = None,
@@ -160,9 +162,9 @@ class Predictor:
     def from_file(
         cls,
         path: str | Path,
-        device: str = "cpu",
-        precision: str = "auto",
-        batch_size: int = 8,
+        device: str = option_default(FolderJobOptions, "device"),
+        precision: str = option_default(FolderJobOptions, "precision"),
+        batch_size: int = option_default(FolderJobOptions, "batch_size"),
         tta: int | None = None,
         channels_last: bool | None = None,
         compile: bool | None = None,
@@ -277,7 +279,8 @@ class Predictor:
         if bands:
             if len(bands) != self.in_bands:
                 raise UserError(
-                    f"--bands {','.join(map(str, bands))} selects {plural(len(bands), 'band')} "
+                    f"{api_option('bands')} {','.join(map(str, bands))} selects "
+                    f"{plural(len(bands), 'band')} "
                     f"but the model takes {self.in_bands}; "
                     f"give {plural(self.in_bands, 'band number')}"
                 )

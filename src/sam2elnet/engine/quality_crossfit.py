@@ -46,6 +46,8 @@ from sam2elnet.engine.quality_fit import QualitySamples, collect_quality_samples
 from sam2elnet.engine.quality_items import quality_items
 from sam2elnet.engine.runtime import resolve_device
 from sam2elnet.errors import UserError
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import FolderJobOptions
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,7 @@ def crossfit_samples(
     final_model: str | Path,
     train_fn: Callable[..., Any],
     say: Callable[[str], None] | None = None,
-    batch_size: int = 8,
+    batch_size: int = option_default(FolderJobOptions, "batch_size"),
 ) -> QualitySamples:
     """Train the fold networks and collect their out-of-fold evaluator samples.
 

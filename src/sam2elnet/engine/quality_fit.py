@@ -31,6 +31,8 @@ from sam2elnet.errors import UserError
 from sam2elnet.model.quality import QualityEvaluator
 from sam2elnet.model.quality_calibration import spearman
 from sam2elnet.model.quality_features import FEATURE_NAMES
+from sam2elnet.option_checks import option_default
+from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.shape_batches import batches_by_key
 
@@ -52,7 +54,7 @@ def collect_quality_samples(
     device: torch.device,
     precision: str,
     tta: int,
-    batch_size: int = 8,
+    batch_size: int = option_default(FolderJobOptions, "batch_size"),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Predict labelled items in both modes.
 
@@ -281,9 +283,9 @@ def fit_quality(
     ids: Sequence[str] | None = None,
     train_ids: Sequence[str] | None = None,
     qcfg: QualityConfig | None = None,
-    device: str = "cpu",
-    precision: str = "auto",
-    batch_size: int = 8,
+    device: str = option_default(FolderJobOptions, "device"),
+    precision: str = option_default(FolderJobOptions, "precision"),
+    batch_size: int = option_default(FolderJobOptions, "batch_size"),
     seed: int = 0,
     layout: str = "auto",
     crossfit: QualitySamples | None = None,

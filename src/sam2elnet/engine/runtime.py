@@ -36,6 +36,7 @@ from sam2elnet.model.quality_features import (
     tta_views,
     uncertainty_features,
 )
+from sam2elnet.option_checks import api_option
 from sam2elnet.option_values import norm_precision_value
 from sam2elnet.utils.threads import set_torch_threads
 
@@ -72,7 +73,8 @@ def resolve_device(name: str) -> torch.device:
         UserError: CUDA is asked for but not available, or the name is none of the above.
     """
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        cpu = api_option("device='cpu'", "--device cpu")
+        raise UserError(f"device {name!r} requested but CUDA is not available; use {cpu}")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
         raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
     return torch.device(name)

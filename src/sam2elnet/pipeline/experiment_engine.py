@@ -66,17 +66,26 @@ def resolve_weights(
         check_weights_kind(cfg)
         p = Path(cfg.weights)
         return str(p), f"pretrained SAM2 Hiera-{cfg.size} weights from {p}"
-    try:
-        from sam2elnet.model.weights_cache import find_cached_weights
-
-        found = find_cached_weights(cfg.size) if cfg.size != "micro" else None
-    except (ImportError, Exception):  # noqa: BLE001 - a missing cache is not an error here
-        found = None
+    found = cached_weights(cfg.size)
     if found is not None:
         return str(
             found
         ), f"pretrained SAM2 Hiera-{cfg.size} weights from the local cache ({found})"
     return None, random_note % "no pretrained weights were available locally"
+
+
+def cached_weights(size: str) -> Path | None:
+    """The official checkpoint of ``size`` in the local weights cache, which an experiment
+    without ``weights`` starts from (:func:`~sam2elnet.model.weights_cache.find_cached_weights`),
+    or None: none cached, the ``micro`` test size, or a cache that cannot be read."""
+    if size == "micro":
+        return None
+    try:
+        from sam2elnet.model.weights_cache import find_cached_weights
+
+        return find_cached_weights(size)
+    except Exception:  # noqa: BLE001 - a missing or unreadable cache is not an error here
+        return None
 
 
 def train_elnet(cfg: ExperimentConfig, data_dir: Path, run_dir: Path, weights: str | None) -> dict:

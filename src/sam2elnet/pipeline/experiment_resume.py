@@ -13,12 +13,15 @@ the run recorded of its ``--weights`` file (its absolute path and SHA-256,
 :func:`~sam2elnet.model.checkpoint_files.weights_record`, as ``elnet cv`` records it): a relative
 ``--weights`` given from another working folder is compared as the file it named, and the same
 bytes at another path (another node) are the same setting
-(:func:`~sam2elnet.model.checkpoint_files.weights_files`).
+(:func:`~sam2elnet.model.checkpoint_files.weights_files`). Without ``--weights`` it records the
+cached official checkpoint the run starts from in the same way (with ``"cached": true``), so other
+bytes in the weights cache are another experiment too (:func:`_weights_compared`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,7 @@ from sam2elnet.pipeline.experiment_config import (
     settings_diff,
     upgrade_identity,
 )
-from sam2elnet.pipeline.experiment_engine import built_trunk_scale
+from sam2elnet.pipeline.experiment_engine import built_trunk_scale, cached_weights
 from sam2elnet.pipeline.experiment_split import Split, road_domain
 from sam2elnet.pipeline.experiment_stages import Stages, stage_summary
 from sam2elnet.utils.atomic import write_json_atomic
@@ -57,7 +60,7 @@ def settle_identity(
         UserError: the options make another experiment than the one ``out`` holds (the message
             names each option as typed with its saved value).
     """
-    from sam2elnet.model.checkpoint_files import weights_files, weights_record  # torch: lazily
+    from sam2elnet.model.checkpoint_files import weights_record  # torch: lazily
 
     ident_path = out / "experiment.json"
     ident = cfg.identity()
@@ -67,7 +70,7 @@ def settle_identity(
         old = json.loads(ident_path.read_text(encoding="utf-8"))
         resolved = old.pop("resolved", None)  # None: recorded before it (only the text)
         old = upgrade_identity(old)
-        weights = weights_files(old.get("weights"), ident.get("weights"), resolved)
+        weights = _weights_compared(cfg, old.get("weights"), ident.get("weights"), resolved)
         same, refusal, notes = _resume_settings(out, old, ident, weights)
         if same:  # the same experiment, another way of saying it: the run goes on as recorded
             cfg = cfg.model_copy(update={k: old[k] for k in same})
@@ -75,7 +78,12 @@ def settle_identity(
         if refusal:
             raise UserError(refusal, out)
         record_filter_options(Stages(out, cfg.resume), old)  # before this run's are recorded
-    record = {**ident, "resolved": weights_record(cfg.weights)}
+    if cfg.weights is None:  # the default: the cached official checkpoint, when there is one
+        found = cached_weights(cfg.size)
+        resolved_now = {**weights_record(found), "cached": True}
+    else:
+        resolved_now = weights_record(cfg.weights)
+    record = {**ident, "resolved": resolved_now}
     if (
         not ident_path.is_file()
         or not finished
@@ -83,6 +91,30 @@ def settle_identity(
     ):
         write_json_atomic(ident_path, record)
     return cfg, ident, notes
+
+
+def _weights_compared(
+    cfg: ExperimentConfig, saved: Any, given: Any, resolved: dict[str, Any] | None
+) -> WeightsFiles:
+    """The run's recorded ``weights`` (``saved``; ``resolved``: what ``experiment.json`` recorded
+    of its file) and the re-run's (``given``, in ``cfg``), compared as files
+    (:func:`~sam2elnet.model.checkpoint_files.weights_files`). The default (no ``weights``)
+    stands for the cached official checkpoint the run found (recorded with ``"cached"``: its
+    path and SHA-256, both None when none was cached) and the one found now (or ``"none"``), so
+    other bytes in the cache are another setting, as another ``--weights`` file is; a record
+    without ``"cached"`` (before 2026-12-05) compares the default as the text."""
+    from sam2elnet.model.checkpoint_files import weights_files  # torch: lazily
+
+    rec = resolved or {}
+    was_cached = bool(rec.get("cached")) and saved is None
+    then = (rec.get("weights_path") or "none") if was_cached else saved
+    now = given
+    if now is None and (was_cached or saved is not None):
+        found = cached_weights(cfg.size)
+        now = "none" if found is None else str(found)
+    if then == saved and now == given:
+        return weights_files(saved, given, resolved)
+    return replace(weights_files(then, now, rec), shown=(saved, given))
 
 
 def _decided(out: Path, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
