@@ -204,3 +204,22 @@ def test_a_marker_without_a_summary_runs_the_stage_again(tmp_path: Path, capsys,
     err = capsys.readouterr().err
     assert "done before" not in err and "stage prep: done in" in err
     assert st.status["prep"] == "ran" and st.done("prep")
+
+
+def test_trainings_ended_but_not_recorded_are_no_work_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three of five trainings end together (three at a time on two cores) and are recorded
+    one after another: at the first one's line the other two have ended, so what is left is
+    the last two's round (one training's time), not four trainings' (2.5)."""
+    from sam2elnet.pipeline.experiment_downstream import downstream_lanes
+
+    monkeypatch.setenv("SAM2ELNET_THREADS", "2")
+    st = Stages(tmp_path, resume=False, progress=False)
+    ended = [0]
+    assert downstream_lanes(st, 5, "cpu", ended=lambda: ended[0]) == 3
+    left = st.side_by_side["downstream"]
+    assert left(5) == 2.5 and left(4) == 2.5
+    ended[0] = 2
+    assert left(4) == 1.0 and left(2) == 0.0
+    assert downstream_lanes(st, 5, "cuda") == 1 and st.side_by_side["downstream"](4) == 4.0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +72,23 @@ def _stored(stored: Path, curved: Sequence[Path]) -> Path | None:
     return next((p for p in (stored, *curved) if p.is_file()), None)
 
 
-def downstream_lanes(stages: Stages, trainings: int, device: str) -> int:
+def downstream_lanes(
+    stages: Stages, trainings: int, device: str, ended: Callable[[], int] | None = None
+) -> int:
     """How many of ``trainings`` downstream trainings run side by side on ``device``
     (:func:`~sam2elnet.engine.downstream_pool.pool_workers`), set for the ETA of the
     ``downstream`` stages (:attr:`Stages.side_by_side`: that many at once on the thread
     policy's cores, :func:`~sam2elnet.engine.downstream_pool.makespan`): the planned count
-    before they start, the count still to train once it is known."""
+    before they start, the count still to train once it is known. ``ended``: how many
+    trainings have ended but are not recorded yet (no work left: three that end together are
+    recorded one after another, and the first line's ETA counted the other two as to come)."""
     workers = pool_workers(trainings, device)
     cores = thread_policy.thread_count() if workers > 1 else 1
-    stages.side_by_side["downstream"] = partial(makespan, workers=workers, cores=cores)
+
+    def left(n: int) -> float:
+        return makespan(max(0, n - (ended() if ended is not None else 0)), workers, cores)
+
+    stages.side_by_side["downstream"] = left
     return workers
 
 
@@ -186,7 +193,14 @@ def train_downstream(
     from sam2elnet.engine.downstream import train_and_evaluate
 
     first = plan(runs)
-    workers = downstream_lanes(stages, len(first), dcfg.device)
+    started: dict[str, Any] = {}
+
+    def ended() -> int:
+        return sum(
+            1 for k, run in started.items() if run.done() and f"downstream_{k}" not in stages.status
+        )
+
+    workers = downstream_lanes(stages, len(first), dcfg.device, ended)
     # bars of trainings side by side would overwrite each other: each says one line at its end
     run_cfg = dcfg if workers == 1 else dcfg.model_copy(update={"progress": False})
     buffers = cfg.road_buffer if road_buffers is None else road_buffers
@@ -197,7 +211,6 @@ def train_downstream(
             f"{plural(cores, 'core')} (one CPU thread each: the same numbers as one after "
             "another; a training's time below is its CPU time)"
         )
-    started: dict[str, Any] = {}
     settings = dict(runs)
     with DownstreamPool(workers, dcfg.device) as pool:
 
