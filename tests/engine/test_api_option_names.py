@@ -54,3 +54,26 @@ def test_the_cuda_refusal_names_the_argument_and_the_flag(monkeypatch: pytest.Mo
     assert str(err.value) == (
         "device 'cuda' requested but CUDA is not available; use device='cpu' (--device cpu)"
     )
+
+
+def test_predictor_messages_name_the_argument_and_the_flag(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Predictor(max_memory="1M")`` said ``--max-memory '1M' must be ...`` and a model file
+    without a quality evaluator ``trained with --no-quality``: flags a library user has not got.
+    Now ``max_memory (--max-memory)`` and ``fit_quality=False (--no-quality)``."""
+    from sam2elnet.engine.predictor import Predictor
+    from sam2elnet.model import ModelConfig, build_model
+
+    model = build_model(ModelConfig(size="micro", in_bands=3))
+    with pytest.raises(UserError) as err:
+        Predictor(model, {}, precision="32", max_memory="1M")
+    assert str(err.value) == (
+        "max_memory (--max-memory) '1M' must be a size of at least 1MiB (1.05M), e.g. 1.5G or 800M"
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # a path of its own: warned once per file and text
+        Predictor(model, {}, precision="32", path=tmp_path / "no_evaluator.pt")
+    (text,) = [r.getMessage() for r in caplog.records if "not fitted" in r.getMessage()]
+    assert "(the model file holds none: trained with fit_quality=False (--no-quality), or " in text
+    assert text.endswith("or train without fit_quality=False (--no-quality)")

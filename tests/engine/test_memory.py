@@ -39,7 +39,7 @@ def test_parse_memory_sizes_and_errors() -> None:
     with pytest.raises(UserError) as err:
         memory.parse_memory("1M")
     assert str(err.value) == (
-        "--max-memory '1M' must be a size of at least 1MiB (1.05M), e.g. 1.5G or 800M"
+        "max_memory (--max-memory) '1M' must be a size of at least 1MiB (1.05M), e.g. 1.5G or 800M"
     )
 
 

@@ -205,7 +205,7 @@ def test_a_model_without_an_evaluator_says_how_to_fit_one(
     text = " ".join(r.getMessage() for r in caplog.records if "not fitted" in r.getMessage())
     assert (
         "this model's quality evaluator is not fitted (the model file holds none: trained with "
-        "--no-quality, or saved without one); predicted IoUs are conservative (at most 0.50) and "
-        f"do not rank labels well - {NO_EVALUATOR_ADVICE}"
+        "fit_quality=False (--no-quality), or saved without one); predicted IoUs are conservative "
+        f"(at most 0.50) and do not rank labels well - {NO_EVALUATOR_ADVICE}"
     ) in text
     assert MORE_LABELS_ADVICE not in text

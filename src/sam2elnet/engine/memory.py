@@ -86,7 +86,7 @@ from typing import Any
 
 from sam2elnet.engine.runtime import resolve_precision
 from sam2elnet.errors import UserError
-from sam2elnet.option_checks import option_default
+from sam2elnet.option_checks import api_option, option_default
 from sam2elnet.option_values import memory_bytes
 from sam2elnet.options import FolderJobOptions
 
@@ -162,12 +162,13 @@ def parse_memory(value: str | int | float) -> int:
     :func:`sam2elnet.option_values.memory_bytes`; at least 1 MiB).
 
     Raises:
-        UserError: not a size, or too small.
+        UserError: not a size, or too small (``max_memory (--max-memory) '1M' must be ...``:
+            the Predictor's argument and the command line's flag).
     """
     try:
         return memory_bytes(value)
     except ValueError as err:
-        raise UserError(f"--max-memory {value!r} {err}") from None
+        raise UserError(f"{api_option('max_memory')} {value!r} {err}") from None
 
 
 def format_bytes(n: float) -> str:

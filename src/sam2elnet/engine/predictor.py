@@ -140,7 +140,8 @@ class Predictor:
         if not self.evaluator.fitted:
             why, advice = self.evaluator.warning or self.evaluator.status, MORE_LABELS_ADVICE
             if not extra.get("quality"):  # none stored: not "too few labels" (--no-quality)
-                why = "the model file holds none: trained with --no-quality, or saved without one"
+                no_quality = api_option("fit_quality=False", "--no-quality")
+                why = f"the model file holds none: trained with {no_quality}, or saved without one"
                 advice = no_evaluator_advice(path)
             text = (
                 f"{UNFITTED_EVALUATOR} ({why}); predicted IoUs are conservative (at most "

@@ -16,6 +16,7 @@ from typing import Any
 from sam2elnet.errors import UserError
 from sam2elnet.model.quality import QualityEvaluator
 from sam2elnet.model.quality_calibration import PRECISION_TOLERANCE, ThresholdChoice
+from sam2elnet.option_checks import api_option
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ MORE_LABELS_ADVICE = (
 NO_EVALUATOR_ADVICE = (
     'fit one without retraining: python -c "from sam2elnet.engine.quality_fit import '
     "fit_quality; fit_quality('MODEL.pt', 'DATA')\" (docs/training.md), or train without "
-    "--no-quality"
+    f"{api_option('fit_quality=False', '--no-quality')}"
 )
 """What to do about a model file that holds no quality evaluator (trained with --no-quality)
 and lies outside a run folder of ``elnet train``; :func:`no_evaluator_advice` gives the advice
