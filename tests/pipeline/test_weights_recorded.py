@@ -334,3 +334,44 @@ def test_an_experiment_on_the_cached_weights_records_them_and_refuses_other_cach
     older = {**made, "resolved": {"weights_path": None, "weights_sha256": None}}
     (out / "experiment.json").write_text(json.dumps(older))
     assert settle_identity(cfg(), out)[0].weights is None
+
+
+def test_train_and_cv_without_weights_do_not_read_the_weights_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unlike ``elnet experiment``, ``elnet train`` and ``elnet cv`` without ``--weights`` build a
+    random trunk whatever the cache holds, so their records (``last.pt``, ``cv_config.json``,
+    ``fold.json``: ``weights_path`` / ``weights_sha256`` None) have no cached file to name. If
+    they ever start from the cache, they must record and compare it as ``experiment.json`` does
+    (``pipeline.experiment_resume._weights_compared``): this test says so."""
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.engine.train_setup import build_model_for
+    from sam2elnet.model import weights_cache
+    from sam2elnet.model.checkpoint_files import weights_record
+    from sam2elnet.pipeline.crossval_fold import fold_config
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SAM2ELNET_HOME", str(home))
+    (home / "sam2.1_hiera_tiny.pt").write_bytes(BYTES)  # not a checkpoint: reading it would fail
+
+    looked_up: list[str] = []  # sizes looked up (experiment_engine.cached_weights swallows errors)
+
+    def find(size: str = "tiny", home: Path | None = None) -> Path | None:
+        looked_up.append(size)
+        return None
+
+    monkeypatch.setattr(weights_cache, "find_cached_weights", find)
+    cv = CVConfig(data=tmp_path / "data", out=tmp_path / "cv", folds=3, train={"size": "tiny"})
+    for cfg in (
+        TrainConfig(data=tmp_path, out=tmp_path / "run", size="tiny"),
+        fold_config(cv, tmp_path / "fold-1", "auto"),
+    ):
+        assert cfg.weights is None
+        model = build_model_for(cfg, 3, NormalizationConfig())
+        assert model.config.weights is None  # a random trunk
+    assert looked_up == [], "the weights cache was read: record it as experiment.json does"
+    assert weights_record(None) == {"weights_path": None, "weights_sha256": None}
+    from sam2elnet.pipeline.experiment_engine import cached_weights
+
+    assert cached_weights("tiny") is None and looked_up == ["tiny"]  # the lookup is watched
