@@ -49,6 +49,9 @@ def _help(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *
                            "the labels above the median."]),
         (("serve",), ["Probability threshold for masks, in (0, 1)."]),
         (("import",), ["not the images' folder"]),
+        (("demo",), ["--size <str> SAM2 Hiera size: auto | micro | tiny | small | base_plus | "
+                     "large (default auto). auto: tiny where the CPU trains in bf16 natively or "
+                     "SAM2 tiny weights are cached, else micro"]),
         (("evaluate",), ["(correctness, completeness, quality, connectivity)",
                          "Boundary F-score tolerance in pixels, 0-1000."]),
     ],
@@ -66,7 +69,8 @@ def test_help_states_ranges_and_units(
 
 @pytest.mark.parametrize("columns", ["100", "80"])
 @pytest.mark.parametrize(
-    "cmd", ["evaluate", "experiment", "export", "annotate", "stats", "synth", "degrade", "serve"]
+    "cmd",
+    ["evaluate", "experiment", "export", "annotate", "stats", "synth", "degrade", "serve", "demo"],
 )
 def test_help_cuts_no_text(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cmd: str, columns: str

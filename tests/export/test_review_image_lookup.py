@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from helpers_data import write_png, write_tif
+from helpers_logs import one_error_line, run_main
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,75 @@ def test_find_image_never_leaves_the_folder(tmp_path_factory, parts: list[str]) 
     write_png(root / "x.png", np.zeros((2, 2), np.uint8))  # outside --images
     hit = find_image(inside, "/".join(parts))
     assert hit is None or inside in hit.parents
+
+
+def _sizeless(tid: int, image: str, mask: np.ndarray, **data: str) -> dict:
+    """A task whose regions give no image size (``original_width`` / ``_height`` dropped)."""
+    task = _task(tid, image, mask)
+    for r in task["annotations"][0]["result"]:
+        r.pop("original_width", None)
+        r.pop("original_height", None)
+    task["data"].update(data)
+    return task
+
+
+def test_label_studio_none_of_the_images_found_says_so(tmp_path: Path, capsys) -> None:
+    """No task's image under --images (nor at its data.source) and regions without a size: one
+    error line saying none of the images was found, where it looked and a sample of the names
+    looked for. It said 'no task has a usable annotation; review tasks in Label Studio', which
+    hid the wrong --images folder."""
+    imgs = tmp_path / "imgs"
+    write_png(imgs / "other.png", np.zeros((8, 10), np.uint8))
+    gone = tmp_path / "gone" / "y.tif"
+    tasks = [
+        _sizeless(1, "/data/local-files/?d=palsar/x.tif", _block(8, 10)),
+        _sizeless(2, "/data/local-files/?d=views/y.png", _block(8, 10), source=str(gone)),
+        _sizeless(3, "/data/upload/1/0123abcd-b.png", _block(8, 10)),
+        {"id": 4, "data": {"image": "/data/upload/1/89abcdef-c.png"}, "annotations": []},
+    ]
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps(tasks))
+    out = tmp_path / "m"
+    rc, _, err = run_main(
+        capsys, "import", export, "--from", "label-studio", "--images", imgs, "--out", out,
+        "--no-progress",
+    )  # fmt: skip
+    assert one_error_line(rc, err) == (
+        f"error: {export}: none of the 4 images of the Label Studio export was found: looked "
+        f"in --images {imgs} and the tasks' data.source paths for palsar/x.tif, y.tif, b.png "
+        "(+1); give --images the folder the annotated images came from (the annotations give "
+        "no image size, so no mask can be made without them)"
+    )
+    assert not out.exists()
+    rc, _, err = run_main(
+        capsys, "import", export, "--from", "label-studio", "--out", out, "--no-progress"
+    )
+    assert "none of the 4 images of the Label Studio export was found: looked in the tasks' " in (
+        one_error_line(rc, err)
+    )
+    assert not out.exists()
+
+
+def test_label_studio_images_found_but_no_usable_annotation_keeps_its_message(
+    tmp_path: Path, capsys
+) -> None:
+    """The image is found, but its one annotation was drawn on an image of another size: no
+    usable annotation, and the error says that (not that images were missing)."""
+    imgs = tmp_path / "imgs"
+    write_tif(imgs / "palsar" / "x.tif", np.full((1, 8, 10), 50, np.uint8))
+    tasks = [
+        _task(1, "/data/local-files/?d=palsar/x.tif", _block(12, 14)),  # 14x12 regions
+        _sizeless(2, "/data/upload/1/0123abcd-b.png", _block(8, 10)),  # b: not found
+    ]
+    export = tmp_path / "e.json"
+    export.write_text(json.dumps(tasks))
+    out = tmp_path / "m"
+    rc, _, err = run_main(
+        capsys, "import", export, "--from", "label-studio", "--images", imgs, "--out", out,
+        "--no-progress",
+    )  # fmt: skip
+    assert one_error_line(rc, err) == (
+        f"error: {export}: no task has a usable annotation; review tasks in Label Studio, then "
+        "export again"
+    )
+    assert not out.exists()

@@ -1,7 +1,7 @@
 """``elnet experiment`` (the paper's protocol) and ``elnet demo``: thin wrappers over sam2elnet.pipeline."""
 
 from pathlib import Path
-from typing import Optional  # noqa: UP035  (typer resolves these at runtime on 3.10)
+from typing import Optional, get_args  # noqa: UP035  (typer resolves these at runtime on 3.10)
 
 import typer
 
@@ -19,7 +19,7 @@ from sam2elnet.config import QualityConfig
 from sam2elnet.data.runfolder import REPORT_HTML
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import check_options, option_default
-from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP
+from sam2elnet.option_values import COARSE_PROFILES_HELP, PRECISION_HELP, ModelSize
 from sam2elnet.pipeline.demo import DemoConfig, run_demo
 from sam2elnet.pipeline.experiment_config import (
     NO_ENHANCEMENT_DOWNSTREAM,
@@ -391,9 +391,10 @@ def demo_cmd(
     size: str = typer.Option(
         _DEMO["size"],
         "--size",
-        help="SAM2 Hiera size; auto: tiny where the CPU trains in bf16 natively or SAM2 tiny "
-        "weights are cached, else micro.",
-        hidden=True,
+        help=f"SAM2 Hiera size: auto | {' | '.join(get_args(ModelSize))} (default "
+        f"{_DEMO['size']}). auto: tiny where the CPU trains in bf16 natively or SAM2 tiny weights "
+        "are cached, else micro; in a demo folder already started, the size it was started with.",
+        show_default=False,
     ),
     max_train: Optional[int] = typer.Option(
         None, "--max-train", help="Cap on the training pool (real data).", hidden=True

@@ -4,7 +4,8 @@
 ``annotations``), takes each task's latest annotation that was not cancelled, rasterises its
 brush and polygon regions (:func:`result_mask`) and writes one 0/255 mask per task named like the
 source image (``<stem>.tif`` with the image's georeference when the image is a GeoTIFF, else
-``<stem>.png``), the layout ``elnet train`` reads as ``masks/``. :func:`read_json_export` and
+``<stem>.png``), the layout ``elnet train`` reads as ``masks/``; each task's image is found by
+:mod:`sam2elnet.export.labelstudio_tasks`. :func:`read_json_export` and
 :class:`ImportResult` serve the COCO / CVAT importer (:mod:`sam2elnet.export.coco_import`) too.
 The tasks going out are :mod:`sam2elnet.export.labelstudio`.
 """
@@ -12,20 +13,18 @@ The tasks going out are :mod:`sam2elnet.export.labelstudio`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
 from sam2elnet.data.run_model import run_model_path
 from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
-from sam2elnet.export.image_lookup import check_unique_stems, find_image
+from sam2elnet.export.image_lookup import check_unique_stems
 from sam2elnet.export.import_result import ImportResult
-from sam2elnet.export.labelstudio import TO_NAME
+from sam2elnet.export.labelstudio_tasks import NO_IMAGE, no_image_found, task_image, task_ref
 from sam2elnet.export.mask_folder import (
     CommitCheck,
     MaskFolder,
@@ -250,51 +249,6 @@ def _latest_annotation(task: dict[str, Any]) -> dict[str, Any] | None:
     )
 
 
-def _task_ref(task: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(mask stem, image name for messages, local-files path or None) of an exported task.
-
-    The stem is ``data.name`` (``elnet export`` writes the label's stem), else the stem of
-    ``data.source``, else of the image URL's file; an image uploaded to Label Studio
-    (``/data/upload/<project>/<8 hex>-<name>``) is known by its name without the upload prefix.
-    The image name is ``data.source``, else the local-files path (``palsar/x.png``), else the
-    URL: what tells two images of one stem apart.
-    """
-    data = task.get("data") or {}
-    url = str(data.get(TO_NAME) or "")
-    rel = None
-    if url.startswith("/data/local-files"):
-        rel = parse_qs(urlparse(url).query).get("d", [None])[0]
-    url_name = Path(rel or urlparse(url).path or "image").name
-    if rel is None and urlparse(url).path.startswith("/data/upload/"):
-        url_name = re.sub(r"^[0-9a-f]{8}-", "", url_name)  # Label Studio's upload prefix
-    stem = str(data.get("name") or Path(data.get("source") or url_name).stem)
-    return stem, str(data.get("source") or rel or url or stem), rel
-
-
-def _task_image(
-    task: dict[str, Any], images: Path | None, root: Path | None, n_tasks: int = 1
-) -> tuple[str, Path | None]:
-    """(mask stem, source image or None) of an exported task (:func:`_task_ref`): under
-    ``images`` by the one lookup rule of every import
-    (:func:`~sam2elnet.export.image_lookup.find_image`: the local-files path with its folders,
-    the name, the stem with an image suffix; also by ``data.source``'s name), else
-    ``data.source``, else the local-files path under ``root``."""
-    data = task.get("data") or {}
-    stem, _, rel = _task_ref(task)
-    if images is not None:
-        names = [rel or "", f"{stem}.png", str(data.get("source") or "")]
-        for name in (n for n in names if n):
-            hit = find_image(images, name, n_tasks)
-            if hit is not None:
-                return stem, hit
-    src = data.get("source")
-    if src and Path(src).exists():
-        return stem, Path(src)
-    if rel and root is not None and (root / rel).exists():
-        return stem, root / rel
-    return stem, None
-
-
 def import_label_studio(
     export: str | Path,
     out: str | Path,
@@ -338,7 +292,9 @@ def import_label_studio(
         UserError: two tasks of different images with one mask name (``palsar/x.png`` and
             ``sentinel/x.png``: their masks would overwrite each other); ``out`` is a file or
             the images' folder, or holds masks no import wrote that this one does not replace.
-        DataError: an unreadable export, no tasks, or no task with a usable annotation.
+        DataError: an unreadable export, no tasks, no task with a usable annotation, or none
+            of the tasks' images found (under ``images``, ``data.source``, ``document_root``)
+            while the annotations give no image size.
     """
     ep = Path(export)
     tasks = read_json_export(ep, "Label Studio export", "; export the project as JSON")
@@ -360,7 +316,7 @@ def import_label_studio(
             ep,
         )
     check_unique_stems(  # a task duplicated in Label Studio (one image twice) is no clash
-        dict.fromkeys(_task_ref(t)[:2] for t in tasks),
+        dict.fromkeys(task_ref(t)[:2] for t in tasks),
         "the Label Studio export",
         "rename one and import its task again, or review each folder in a Label Studio project "
         "of its own",
@@ -369,7 +325,11 @@ def import_label_studio(
     ipath = Path(images) if images is not None else None
     folder = MaskFolder(Path(out), ep, ipath, check=commit_check)
     with folder:
-        written, skipped = _import_tasks(tasks, folder, ipath, document_root, category, progress)
+        written, skipped, found = _import_tasks(
+            tasks, folder, ipath, document_root, category, progress
+        )
+        if not written and not found and any(why == NO_IMAGE for _, why in skipped):
+            raise DataError(no_image_found(tasks, ipath, document_root), ep)
         if not written:
             raise DataError(
                 "no task has a usable annotation; review tasks in Label Studio, then export again",
@@ -455,16 +415,19 @@ def _import_tasks(
     document_root: str | Path | None,
     category: str | None,
     progress: bool,
-) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Each task's mask written into ``folder``: (masks, tasks skipped with the reason)."""
+) -> tuple[list[Path], list[tuple[str, str]], bool]:
+    """Each task's mask written into ``folder``: (masks, tasks skipped with the reason, whether
+    any task's image was found)."""
     from sam2elnet.utils.progress import track
 
     root = Path(document_root) if document_root is not None else None
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
+    found = False
     for task in track(tasks, "import", "task", progress):
-        stem, src = _task_image(task, ipath, root, len(tasks))
+        stem, src = task_image(task, ipath, root, len(tasks))
+        found = found or src is not None
         ann = _latest_annotation(task)
         if ann is None:
             cancelled = any(a.get("was_cancelled") for a in task.get("annotations") or [])
@@ -484,9 +447,7 @@ def _import_tasks(
         elif len(sizes) == 1:
             grid = MaskGrid(next(iter(sizes)), None, None)  # no image: a PNG mask
         else:
-            skipped.append(
-                (stem, "source image not found and no size in the annotation; give --images")
-            )
+            skipped.append((stem, NO_IMAGE))
             continue
         try:
             mask = result_mask(results, *grid.shape, category)
@@ -496,4 +457,4 @@ def _import_tasks(
         name = f"{stem}{grid.suffix}"
         written.append(folder.write(name, mask, like=grid.like, nodata=grid.nodata, image=src))
         seen.add(stem)
-    return written, skipped
+    return written, skipped, found
