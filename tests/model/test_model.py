@@ -258,3 +258,24 @@ def test_random_trunk_warning_advises_trunk_training_only_when_off(mode: str, ca
     assert "randomly initialised" in text
     assert ("train the trunk too with --trunk all" in text) == (mode == "none")
     assert ("(trained with --trunk all)" in text) == (mode == "all")
+
+
+def test_random_trunk_warning_names_the_cached_weights(tmp_path, monkeypatch, caplog) -> None:
+    """With the official checkpoint in the weights cache, the no-weights warning names it for
+    --weights (``elnet train`` does not take it by itself); it said to download what was
+    already there. Without one it says to download, then give --weights."""
+    monkeypatch.setenv("SAM2ELNET_HOME", str(tmp_path))
+    with caplog.at_level("WARNING", logger="sam2elnet.model.elnet"):
+        build_model(ModelConfig(size="tiny"))
+    assert "`elnet weights download --size tiny`, then give --weights FILE" in caplog.text
+    from sam2elnet.model.weights_cache import find_cached_weights, official_filename, weights_home
+
+    cached = weights_home() / official_filename("tiny", "2.1")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"not read by the warning")
+    assert find_cached_weights("tiny") == cached
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sam2elnet.model.elnet"):
+        build_model(ModelConfig(size="tiny"))
+    assert f"SAM2 Hiera-tiny weights are cached: give --weights {cached}" in caplog.text
+    assert "weights download" not in caplog.text

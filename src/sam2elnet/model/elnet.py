@@ -21,6 +21,7 @@ from sam2elnet.model.decoder import EdgeUDecoder
 from sam2elnet.model.hiera import HIERA_SPECS, build_trunk, load_encoder_weights
 from sam2elnet.model.mask_encoder import MaskEncoder
 from sam2elnet.model.stem import InputStem
+from sam2elnet.model.weights_cache import find_cached_weights
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +248,19 @@ class SAM2ELNet(nn.Module):
         return out
 
 
+def _weights_advice(size: str) -> str:
+    """What a run without encoder weights should do: give the checkpoint already in the local
+    weights cache (:func:`~sam2elnet.model.weights_cache.find_cached_weights`; ``elnet train``
+    does not take it by itself) or download one first. An unreadable cache counts as empty."""
+    try:
+        cached = find_cached_weights(size)
+    except Exception:  # noqa: BLE001 - advice only: a broken cache is no cache
+        cached = None
+    if cached is not None:
+        return f"SAM2 Hiera-{size} weights are cached: give --weights {cached}"
+    return f"get weights with `elnet weights download --size {size}`, then give --weights FILE"
+
+
 def build_model(config: ModelConfig) -> SAM2ELNet:
     """Build SAM2-ELNet; load SAM2 encoder weights strictly when ``config.weights`` is set.
 
@@ -265,11 +279,10 @@ def build_model(config: ModelConfig) -> SAM2ELNet:
             trained = config.trunk_trainable != "none"
             log.warning(
                 "no SAM2 encoder weights given: the Hiera-%s trunk is randomly initialised%s and "
-                "results will be far below pretrained ones (get weights with `elnet weights "
-                "download --size %s`%s)",
+                "results will be far below pretrained ones (%s%s)",
                 config.size,
                 f" (trained with --trunk {config.trunk_trainable})" if trained else "",
-                config.size,
+                _weights_advice(config.size),
                 "" if trained else ", or train the trunk too with --trunk all",
             )
         trunk = build_trunk(config.size)
