@@ -6,7 +6,8 @@ and large ``enhance`` images (:class:`sam2elnet.engine.scene_coarse.CoarseSource
 window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.data.vector`):
 
 * :func:`raster_header`: what one header says (georeference, size, bands, sample size), read once
-  per file and pair (:class:`RasterHeader`; :func:`dataset_header` for an open dataset);
+  per file and pair (:class:`RasterHeader`; :func:`dataset_header` for an open dataset,
+  :func:`image_header` for an image's grid, PNG / JPEG included);
 * :func:`other_grid`: whether two rasters lie on different grids (:class:`OtherGrid`); same-grid
   pairs, and pairs where either side has no georeference, are used by pixel index;
 * :func:`resample_nearest` / :func:`place_on_grid`: nearest-neighbour resampling by map position
@@ -31,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from sam2elnet.data.georef import crs_name, dataset_georeference, grid_kind, same_crs
+from sam2elnet.data.georef import (
+    crs_name,
+    dataset_georeference,
+    georeference,
+    grid_kind,
+    same_crs,
+)
 from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.errors import DataError
 
@@ -41,6 +48,7 @@ __all__ = [
     "OtherGrid",
     "RasterHeader",
     "dataset_header",
+    "image_header",
     "other_grid",
     "place_on_grid",
     "raster_header",
@@ -97,6 +105,24 @@ def raster_header(path: str | Path) -> RasterHeader:
                 )
     except (RasterioError, OSError):
         return RasterHeader(p)
+
+
+def image_header(image: str | Path | Any) -> RasterHeader:
+    """The grid of an image as the image reader sees it: for a path, from the header alone (no
+    pixels; :func:`raster_header`, a PNG / JPEG without georeference and its (H, W) from the PIL
+    header, :func:`~sam2elnet.data.pair_sizes.image_size`); for a read image
+    (:class:`~sam2elnet.data.images.RasterImage`) from its ``path``, ``profile`` and ``shape``.
+    ``shape`` is never None.
+
+    Raises:
+        DataError: a missing or undecodable image file.
+    """
+    if not isinstance(image, (str, Path)):
+        return RasterHeader(Path(image.path), georeference(image.profile), image.shape)
+    from sam2elnet.data.pair_sizes import image_size
+
+    head = raster_header(image)
+    return head if head.shape is not None else RasterHeader(Path(image), {}, image_size(image))
 
 
 def dataset_header(ds: Any) -> RasterHeader:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from sam2elnet.data import pixel_sample
-from sam2elnet.data.georef import dataset_georeference, georeference, grid_kind
+from sam2elnet.data.georef import dataset_georeference, grid_kind
 from sam2elnet.data.grid_cover import (
     FULL_COVER,
     PARTIAL_COVER_KIND,
@@ -28,7 +28,7 @@ from sam2elnet.data.grid_cover import (
 )
 from sam2elnet.data.grids import (
     OtherGrid,
-    RasterHeader,
+    image_header,
     other_grid,
     place_on_grid,
     raster_header,
@@ -409,7 +409,7 @@ def _read_palette_indices(path: Path, sample: bool = False) -> np.ndarray | None
 
 def read_mask_on_grid(
     path: str | Path,
-    like: RasterImage,
+    like: RasterImage | str | Path,
     positive_values: tuple[float, ...] | None = None,
     *,
     label: str = "label",
@@ -438,7 +438,8 @@ def read_mask_on_grid(
 
     Args:
         path: The label raster.
-        like: The image whose grid the label is placed on (its ``profile`` and ``shape``).
+        like: The image whose grid the label is placed on, read or a path (header only:
+            :func:`~sam2elnet.data.grids.image_header`; the report's input-label cards).
         positive_values: Mask values that mean "object" (class-index masks).
         label: What the caller reads, in the messages of a label on another grid
             (``"label raster does not overlap the image ..."``; ``"coarse label"``: enhance).
@@ -456,37 +457,38 @@ def read_mask_on_grid(
     Raises:
         DataError: unreadable label, a class-index mask without ``positive_values``, a label
             on another grid that does not overlap the image (not ``shared``), a ``shared``
-            label or image without georeference, or GCPs GDAL cannot place the label with.
+            label or image without georeference, GCPs GDAL cannot place the label with, or
+            (``like`` a path) an image file that cannot be read.
     """
-    p = Path(path)
-    shape = like.shape
+    p, img = Path(path), image_header(like)
+    shape: tuple[int, int] = img.shape  # type: ignore[assignment]  # image_header: never None
+    image = img.path
     head = raster_header(p)
-    img = RasterHeader(Path(like.path), georeference(like.profile), shape)
     if shared:  # a regional label is placed by map position, or not at all
-        check_shared_georef(p, like.path, head.geo, img.geo)
+        check_shared_georef(p, image, head.geo, img.geo)
     grid = other_grid(head, img)
     if grid is not None:
         mask, valid = read_mask_valid(p, None, None, positive_values)
         grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)
-        mask, valid, outside = place_on_grid(mask, valid, grid, p, like.path)
+        mask, valid, outside = place_on_grid(mask, valid, grid, p, image)
         if outside >= mask.size:  # refused, or (shared) an empty label, said once per run
-            footprint_missed(p, like.path, grid, label=label, shared=shared)
+            footprint_missed(p, image, grid, label=label, shared=shared)
             return mask, valid
         log.info("%s placed on the image grid by map position (%s)", p.name, grid.describe())
         if (share := 1 - outside / mask.size) < FULL_COVER:
-            note = partial_cover_note(p, like.path, share, label=label)
+            note = partial_cover_note(p, image, share, label=label)
             warn_once(log, PARTIAL_COVER_KIND, note)
         return mask, valid
-    mask, valid = read_mask_valid(p, None, like.path, positive_values)
+    mask, valid = read_mask_valid(p, None, image, positive_values)
     if mask.shape == shape:
-        note = pixel_index_note(p, head.geo, img.geo, f"the image {like.path}")
+        note = pixel_index_note(p, head.geo, img.geo, f"the image {image}")
         if note is not None:
             warn_once(log, KIND_NO_GEOREF_LABEL, note)
         return mask, valid
     warn_once(
         log,
         "labels of another size without shared georeference, stretched over their images",
-        f"{p.name} is {mask.shape[1]}x{mask.shape[0]} px but image {like.path} is "
+        f"{p.name} is {mask.shape[1]}x{mask.shape[0]} px but image {image} is "
         f"{shape[1]}x{shape[0]} and they share no georeference: the label is stretched over "
         "the image (same extent assumed)",
     )

@@ -2,9 +2,12 @@
 
 :func:`read_masks` reads an item's masks (:class:`ItemMasks`: the input label, the label and the
 truth, each with the pixels it counts: the truth's ignore pixels and the label's nodata left out,
-as ``elnet evaluate`` leaves them out; a vector label rasterised onto the image's grid, an
-evaluated truth (:class:`TruthOnGrid`) read as its evaluation counted it). One unreadable file
-costs its item a note, never the report. :func:`evaluation_items` makes the items of an
+as ``elnet evaluate`` leaves them out; an input label placed on the image's grid as ``elnet
+enhance`` placed it (a raster by :func:`sam2elnet.data.masks.read_mask_on_grid`, one raster that
+several items share as a :class:`~sam2elnet.data.vector_shared.SharedRaster`,
+:func:`share_raster_labels`; a vector label rasterised), an evaluated truth
+(:class:`TruthOnGrid`) read as its evaluation counted it). One unreadable file costs its item a
+note, never the report. :func:`evaluation_items` makes the items of an
 ``elnet evaluate`` result. The item's table row is
 :mod:`sam2elnet.pipeline.report_rows`, its card's pictures :mod:`sam2elnet.pipeline.report_cards`.
 """
@@ -12,14 +15,16 @@ costs its item a note, never the report. :func:`evaluation_items` makes the item
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sam2elnet.data.naming import IMAGE_TAGS, image_files, mask_key
-from sam2elnet.data.vector_shared import SharedVector
+from sam2elnet.data.vector_shared import SharedRaster, SharedVector, is_shared
 from sam2elnet.errors import DataError
 from sam2elnet.pipeline.report_map import Footprint
 from sam2elnet.pipeline.report_vector import draw_vector_label, is_vector_label
@@ -34,6 +39,7 @@ __all__ = [
     "eval_truth",
     "evaluation_items",
     "read_masks",
+    "share_raster_labels",
 ]
 
 
@@ -44,7 +50,9 @@ class ReportItem:
     ``image`` is a (C, H, W) or (H, W) array (any dtype; SAR is fine, it is percentile-stretched)
     or a path to an image file. ``input_label`` (coarse / given label), ``output`` (the label under
     review) and ``truth`` are (H, W) masks (bool or 0/1, or a path; ``truth`` also a
-    :class:`TruthOnGrid`); ``probability`` is an (H, W)
+    :class:`TruthOnGrid`; a raster ``input_label`` file is placed on the image's grid as enhance
+    placed it, also a :class:`~sam2elnet.data.vector_shared.SharedRaster`); ``probability`` is an
+    (H, W)
     probability map in [0, 1] (or uint8 0-255, or a path); any of them may be None.
     ``predicted_iou`` is the quality evaluator's estimate, ``true_iou`` the IoU of ``output`` (or of
     ``input_label`` if no output) against ``truth`` and ``input_iou`` that of ``input_label``
@@ -57,7 +65,7 @@ class ReportItem:
 
     name: str
     image: np.ndarray | str | Path | None = None
-    input_label: np.ndarray | str | Path | SharedVector | None = None
+    input_label: np.ndarray | str | Path | SharedVector | SharedRaster | None = None
     output: np.ndarray | str | Path | None = None
     truth: np.ndarray | str | Path | TruthOnGrid | None = None
     predicted_iou: float | None = None
@@ -111,6 +119,40 @@ def eval_truth(row: Any, vectors: Any = None) -> TruthOnGrid:
     return TruthOnGrid(Path(row.truth_path), Path(row.pred_path), row, vectors)
 
 
+def _is_raster_file(m: Any) -> bool:
+    return isinstance(m, SharedRaster) or (isinstance(m, (str, Path)) and not is_vector_label(m))
+
+
+def _place_input(m: str | Path | SharedRaster, grid: str | Path) -> Masked:
+    """A raster input label on the image ``grid``'s pixel grid, as enhance placed its coarse
+    label (:func:`~sam2elnet.data.masks.read_mask_on_grid`: by map position when both are
+    georeferenced, by pixel index on the same grid, stretched without a common georeference;
+    a :class:`~sam2elnet.data.vector_shared.SharedRaster` that misses the image: empty, every
+    pixel not counted). The image's header only is read. The run said its placement warnings
+    (partial cover, no georeference ...) already: not repeated here. Raises DataError."""
+    from sam2elnet.data.masks import read_mask_on_grid
+    from sam2elnet.utils.run_warnings import quiet
+
+    with quiet():
+        obj, valid = read_mask_on_grid(m, grid, label="input label", shared=is_shared(m))
+    return np.asarray(obj, dtype=bool), valid
+
+
+def share_raster_labels(items: Sequence[ReportItem]) -> list[ReportItem]:
+    """``items`` with each raster input label file that two or more of them give as one
+    :class:`~sam2elnet.data.vector_shared.SharedRaster` (``elnet enhance --labels region.tif``,
+    one regional raster for a folder of images; those items copied, the others as they are):
+    its card is then drawn as enhance read it, empty on an image its footprint misses."""
+    counts = Counter(Path(it.input_label) for it in items if _is_raster_file(it.input_label))
+    many = {p for p, n in counts.items() if n > 1}
+    return [
+        replace(it, input_label=SharedRaster(Path(it.input_label)))  # type: ignore[arg-type]
+        if _is_raster_file(it.input_label) and Path(it.input_label) in many  # type: ignore[arg-type]
+        else it
+        for it in items
+    ]
+
+
 def _load_mask_valid(m: Any, grid: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """A mask given as array or file -> (bool (H, W), valid): ``valid`` is False where the file
     says "ignore" / nodata (127 in this project's labels, the GeoTIFF nodata tag;
@@ -160,8 +202,9 @@ class ItemMasks:
 
 
 def read_masks(item: ReportItem, warn: bool = True) -> ItemMasks:
-    """Read the input label, label and truth of ``item`` once (a vector label rasterised onto
-    ``item.image``'s grid, without an image onto an evaluated prediction's, a
+    """Read the input label, label and truth of ``item`` once (an input label placed on
+    ``item.image``'s grid as enhance placed it, a raster by map position or pixel index, a vector
+    label rasterised; without an image on an evaluated prediction's grid; a
     :class:`TruthOnGrid` read as its evaluation counted it). An
     unreadable file is named in ``errors`` and, with ``warn``, logged as a warning
     (``sam2elnet.pipeline.report_items``); it never raises for a file."""
@@ -183,7 +226,10 @@ def read_masks(item: ReportItem, warn: bool = True) -> ItemMasks:
         grid = item.truth.pred  # without images: polygons drawn on the prediction's grid
     for attr, kind, value in todo:
         try:
-            setattr(out, attr, _load_mask_valid(value, grid))
+            if attr == "input" and _is_raster_file(value) and isinstance(grid, (str, Path)):
+                setattr(out, attr, _place_input(value, grid))  # as enhance placed it
+            else:
+                setattr(out, attr, _load_mask_valid(value, grid))
         except DataError as err:  # one unreadable file must not cost the whole report
             if warn:
                 log.warning("report: %s", err)

@@ -24,7 +24,7 @@ from sam2elnet.pipeline import report_plots as charts
 from sam2elnet.pipeline.glossary import GLOSSARY
 from sam2elnet.pipeline.report_cards import add_card
 from sam2elnet.pipeline.report_figures import COLORS
-from sam2elnet.pipeline.report_items import ReportItem, read_masks
+from sam2elnet.pipeline.report_items import ReportItem, read_masks, share_raster_labels
 from sam2elnet.pipeline.report_map import footprint_map
 from sam2elnet.pipeline.report_rows import object_counts, order_items, prepare_item
 from sam2elnet.pipeline.report_tables import (
@@ -139,6 +139,8 @@ def render_report(
     # one vector label file for many images: read once, and placed as the run placed it (the
     # layer it read, the images it served the file to: summary.json's coarse_layer / _images)
     items = share_vector_labels(items, coarse_layer, coarse_images)
+    # ... and one raster for many (enhance --labels region.tif): placed as a regional label
+    items = share_raster_labels(items)
     if filter_applied is None:
         filter_applied = is_finite(quality_threshold) or any(i.kept is False for i in items)
     # each item's masks are read once, for its row and, when it is shown, its card, which is

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from sam2elnet.data.vector_shared import SharedVector
+from sam2elnet.data.vector_shared import SharedRaster, SharedVector
 from sam2elnet.pipeline.glossary import label as key_label
 from sam2elnet.pipeline.report_items import (
     ItemMasks,
@@ -67,7 +67,7 @@ def object_counts(label: np.ndarray, truth: np.ndarray) -> tuple[int, int, int]:
 
 
 def _path_of(v: Any) -> str | None:
-    if isinstance(v, (TruthOnGrid, SharedVector)):
+    if isinstance(v, (TruthOnGrid, SharedVector, SharedRaster)):
         return str(v.path)
     return str(v) if isinstance(v, (str, Path)) else None
 
