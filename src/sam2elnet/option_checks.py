@@ -12,8 +12,10 @@ that rule and wording for the ``--weights`` file.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -178,11 +180,30 @@ def option_change(key: str, new: Any, old: Any) -> str:
     return setting_change(key, new, old)
 
 
+_COMMAND_LINE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "sam2elnet_command_line", default=False
+)
+
+
+@contextlib.contextmanager
+def command_line_names() -> Iterator[None]:
+    """Inside the block :func:`api_option` names the command line's flag alone
+    (``--new-objects``, ``--device cpu``): ``elnet``'s entry point runs every command in it, so
+    a CLI user reads no Python argument (``device='cpu'``). The previous spelling after it."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
 def api_option(name: str, flag: str | None = None) -> str:
     """How a message of the Python API names an option: the argument and the command line's
     flag, ``new_objects (--new-objects)`` (``flag``: default ``--`` + ``name`` with dashes), so
-    a library user and a CLI user both recognise it."""
-    return f"{name} ({flag or '--' + name.replace('_', '-')})"
+    a library user and a CLI user both recognise it; the flag alone inside
+    :func:`command_line_names` (an ``elnet`` command)."""
+    shown = flag or "--" + name.replace("_", "-")
+    return shown if _COMMAND_LINE.get() else f"{name} ({shown})"
 
 
 def api_flags(model: type[BaseModel]) -> dict[str, str]:

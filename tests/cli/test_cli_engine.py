@@ -280,7 +280,7 @@ def test_enhance_cli_split(
     for args, msg in (
         (["--split", "val"], "split 'val' not found; this dataset has: train, test"),
         (["--split", "train"], "hold no coarse labels (no coarse/ folder next to images/)"),
-        ([], "enhance needs labels (--labels): a folder or a vector file of coarse labels"),
+        ([], "enhance needs --labels: a folder or a vector file of coarse labels"),
         (["--split", "test", "--images", str(run["data"])], "has no split folders"),
         (["--split", "test", "--images", str(run["data"] / "images")], "no recognisable"),
     ):

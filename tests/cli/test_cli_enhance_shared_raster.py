@@ -134,9 +134,9 @@ def test_a_raster_without_georeference_serves_one_image_only(
     out = tmp_path / "out"
     assert _enhance(model, tmp_path / "imgs", plain, out) == 2
     assert _lines(capsys.readouterr().err, "error:") == [
-        f"error: {plain}: has no georeference, so it is the label of one image, but images "
-        "(--images) holds 5 images; give a folder of labels named like the images, or one "
-        "georeferenced GeoTIFF or GeoJSON/GPKG/SHP for all, as labels (--labels)"
+        f"error: {plain}: has no georeference, so it is the label of one image, but --images "
+        "holds 5 images; give a folder of labels named like the images, or one georeferenced "
+        "GeoTIFF or GeoJSON/GPKG/SHP for all, as --labels"
     ]
     assert not out.exists()
 

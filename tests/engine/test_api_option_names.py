@@ -40,8 +40,9 @@ def test_folder_job_option_errors_name_the_argument_and_the_flag(tmp_path: Path)
     with pytest.raises(UserError) as err:
         enhance_folder(model, images, None, out)
     assert str(err.value) == (
-        "enhance needs labels (--labels): a folder or a vector file of coarse labels; or split "
-        "(--split) with a dataset whose split folders hold a coarse/ folder"
+        "enhance needs labels (--labels): a folder or a vector file of coarse labels, or one "
+        "georeferenced GeoTIFF for all the images; or split (--split) with a dataset whose "
+        "split folders hold a coarse/ folder"
     )
 
 
@@ -77,3 +78,19 @@ def test_predictor_messages_name_the_argument_and_the_flag(
     (text,) = [r.getMessage() for r in caplog.records if "not fitted" in r.getMessage()]
     assert "(the model file holds none: trained with fit_quality=False (--no-quality), or " in text
     assert text.endswith("or train without fit_quality=False (--no-quality)")
+
+
+def test_an_elnet_command_names_the_flag_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    """The same messages through ``elnet``: the command line's flag alone (a CLI user has no
+    ``device='cpu'`` to type); the API spelling again after the command."""
+    from sam2elnet.cli import main
+    from sam2elnet.option_checks import api_option, command_line_names
+
+    with command_line_names():
+        assert api_option("device='cpu'", "--device cpu") == "--device cpu"
+        assert api_option("new_objects") == "--new-objects"
+    assert api_option("new_objects") == "new_objects (--new-objects)"
+    assert main(["enhance", "--model", "m.pt", "--images", ".", "--new-objects", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert "new_objects (" not in err and err.startswith("error:"), err
+    assert api_option("max_growth_px", "--max-growth") == "max_growth_px (--max-growth)"

@@ -39,6 +39,7 @@ from sam2elnet.cli import (  # noqa: F401  (imported for their commands)
 from sam2elnet.cli.app import SHOWN as _SHOWN
 from sam2elnet.cli.app import app, unwrap_command_help
 from sam2elnet.errors import UserError
+from sam2elnet.option_checks import command_line_names
 from sam2elnet.utils.progress import bars_on_terminals_only, write
 
 unwrap_command_help(app)
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
 
     with warnings.catch_warnings(), _logging_state(), _native_messages(args), _term_as_interrupt():
-        with bars_on_terminals_only():
+        with bars_on_terminals_only(), command_line_names():
             return _run(args)
 
 

@@ -261,8 +261,8 @@ def enhance_folder(
     if labels is None and not split:
         raise UserError(
             f"enhance needs {api_option('labels')}: a folder or a vector file of coarse "
-            f"labels; or {api_option('split')} with a dataset whose split folders hold a "
-            "coarse/ folder"
+            "labels, or one georeferenced GeoTIFF for all the images; or "
+            f"{api_option('split')} with a dataset whose split folders hold a coarse/ folder"
         )
     samples = split_samples(images, split, "enhancing") if split else None
     files = [s.image for s in samples] if samples is not None else list_images(images)

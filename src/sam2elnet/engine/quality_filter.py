@@ -29,11 +29,17 @@ MORE_LABELS_ADVICE = (
 )
 """What to do about an unfitted quality evaluator (no command refits one alone)."""
 
-NO_EVALUATOR_ADVICE = (
-    'fit one without retraining: python -c "from sam2elnet.engine.quality_fit import '
-    "fit_quality; fit_quality('MODEL.pt', 'DATA')\" (docs/training.md), or train without "
-    f"{api_option('fit_quality=False', '--no-quality')}"
-)
+
+def _any_file_advice() -> str:
+    """:data:`NO_EVALUATOR_ADVICE` as the caller spells options (:func:`api_option`)."""
+    return (
+        'fit one without retraining: python -c "from sam2elnet.engine.quality_fit import '
+        "fit_quality; fit_quality('MODEL.pt', 'DATA')\" (docs/training.md), or train without "
+        f"{api_option('fit_quality=False', '--no-quality')}"
+    )
+
+
+NO_EVALUATOR_ADVICE = _any_file_advice()
 """What to do about a model file that holds no quality evaluator (trained with --no-quality)
 and lies outside a run folder of ``elnet train``; :func:`no_evaluator_advice` gives the advice
 for a model file."""
@@ -51,7 +57,7 @@ def no_evaluator_advice(model_path: str | Path | None) -> str:
                 f"fit one without retraining: elnet train --out {run} --resume --quality "
                 "(docs/training.md)"
             )
-    return NO_EVALUATOR_ADVICE
+    return _any_file_advice()
 
 
 def keep_threshold(

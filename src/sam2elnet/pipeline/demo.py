@@ -81,8 +81,9 @@ class DemoConfig(BaseModel):
 # Seconds per stage of each kind of the default demo on the idle 2-core reference machine (native
 # bf16; docs/benchmarks.md "Demo timing", 2026-12-02 17:34 UTC, 171 s: SAM2-ELNet 96 s, the five
 # U-Nets 57 s, annotation, refinement and enhancement 9 s). A downstream U-Net: one training on
-# one thread, its CPU seconds (engine.downstream_pool; 8.3-9.2 measured 2026-12-03); side by side
-# on 2 cores the ETA counts them with engine.downstream_pool.makespan (Stages.side_by_side)
+# one thread (engine.downstream_pool; 8.3-9.2 CPU s measured 2026-12-03, 9.5 s wall with the
+# evaluation), its time on one core; side by side on 2 cores the ETA counts them with
+# engine.downstream_pool.makespan (Stages.side_by_side)
 REFERENCE_SECONDS: dict[str, float] = {
     "split": 1.5, "subsets": 0.2, "elnet": 96.0, "annotate": 2.5, "elnettest": 1.2,
     "autocounts": 0.1, "coarse": 0.3, "refine": 0.8, "enhance": 3.0, "downstream": 9.5,

@@ -274,7 +274,7 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
     if cfg.enhancement_downstream:  # table 2's U-Nets learn from the label sets: those first
         runs = table1_runs | _table2_inputs()
         down = train_downstream(cfg, stages, out, split, runs, dcfg, norm, roads, road_buffers)
-    else:  # the label sets are made while table 1's U-Nets train (on two cores: beside the last)
+    else:  # the label sets are made while table 1's U-Nets train (five on two cores: at once)
         down = train_downstream(
             cfg, stages, out, split, table1_runs, dcfg, norm, roads, road_buffers,
             meanwhile=_table2_inputs,
