@@ -432,3 +432,39 @@ def test_the_run_folder_note_counts_the_labels_exported_not_the_skipped(
         f"{run} is an annotate/enhance run folder: exported 2 kept labels (labels/) and 1 the "
         "quality filter rejected (rejected/)" in " ".join(err.split())
     ), err
+
+
+def test_a_wrong_images_folder_is_named_for_tasks_found_nowhere(tmp_path: Path, capsys):
+    """--images a folder without the tasks' images, and no data.source to fall back on (an
+    export of images uploaded to Label Studio): a task whose regions give its size got a PNG
+    mask without georeference silently, and an empty task was skipped with 'give --images'
+    although --images was given; now both notes name the --images folder."""
+    run = make_run(tmp_path, SCORES)
+    out = tmp_path / "tasks.json"
+    export_label_studio(run, out, progress=False)
+    tasks = _annotated(json.loads(out.read_text()), {})
+    for t in tasks:
+        del t["data"]["source"]
+    tasks[0]["annotations"][-1]["result"] = []  # reviewed: nothing there
+    exported = tmp_path / "export.json"
+    exported.write_text(json.dumps(tasks))
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    capsys.readouterr()
+    rc = main(["import", str(exported), "--from", "label-studio", "--images", str(wrong),
+               "--out", str(tmp_path / "masks"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    first = tasks[0]["data"]["name"]
+    rest = sorted(t["data"]["name"] for t in tasks[1:])
+    assert sorted(p.name for p in (tmp_path / "masks").glob("*.png")) == [f"{n}.png" for n in rest]
+    assert (
+        f"note: skipped {first}: source image not under --images {wrong} and no size in the "
+        "annotation; give --images the folder the annotated images came from" in err
+    ), err
+    assert "; give --images\n" not in err, err
+    assert (
+        f"note: 2 masks were made from the annotation's image size alone, as PNG without "
+        f"georeference: no image of that name under --images {wrong}: "
+        f"{rest[0]}.png, {rest[1]}.png" in err
+    ), err

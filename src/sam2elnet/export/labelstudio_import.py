@@ -24,7 +24,12 @@ from sam2elnet.errors import DataError
 from sam2elnet.export.brush import brush_decode
 from sam2elnet.export.image_lookup import check_unique_stems
 from sam2elnet.export.import_result import ImportResult
-from sam2elnet.export.labelstudio_tasks import NO_IMAGE, no_image_found, task_image, task_ref
+from sam2elnet.export.labelstudio_tasks import (
+    no_image_found,
+    no_image_why,
+    task_image,
+    task_ref,
+)
 from sam2elnet.export.mask_folder import (
     CommitCheck,
     MaskFolder,
@@ -328,7 +333,7 @@ def import_label_studio(
         written, skipped, found = _import_tasks(
             tasks, folder, ipath, document_root, category, progress
         )
-        if not written and not found and any(why == NO_IMAGE for _, why in skipped):
+        if not written and not found and any(why == no_image_why(ipath) for _, why in skipped):
             raise DataError(no_image_found(tasks, ipath, document_root), ep)
         if not written:
             raise DataError(
@@ -337,7 +342,7 @@ def import_label_studio(
             )
         removed = folder.commit()
     notes = skipped_notes(skipped, "tasks", with_labels)
-    notes += _elsewhere_note(folder.images, ipath)
+    notes += _elsewhere_note(folder.images, ipath, written)
     notes += removed_note(folder.out, removed)
     # the model that made the labels, for the next: line: their run folder records it
     labels = [str((t.get("data") or {}).get("label") or "") for t in tasks]
@@ -347,12 +352,30 @@ def import_label_studio(
     return ImportResult(folder.out, written, skipped, notes, removed, model, images=folder.images)
 
 
-def _elsewhere_note(images: dict[str, Path | None], ipath: Path | None) -> list[str]:
-    """The note naming the masks whose image was not found under ``--images`` (``ipath``) and
-    came from the task's ``data.source`` or the document root instead (a wrong ``--images``
-    would otherwise pass unnoticed); ``images``: mask name -> the image read."""
+def _elsewhere_note(
+    images: dict[str, Path | None], ipath: Path | None, written: list[Path] | None = None
+) -> list[str]:
+    """The notes naming the masks whose image was not found under ``--images`` (``ipath``):
+    those whose image came from the task's ``data.source`` or the document root instead, and
+    those made from the annotation's image size alone (no image anywhere: a PNG mask without
+    georeference), so a wrong ``--images`` does not pass unnoticed; ``images``: mask name ->
+    the image read; ``written``: the masks written."""
     if ipath is None:
         return []
+    notes = []
+    alone = sorted(p.name for p in written or [] if p.name not in images)
+    if alone:
+        notes.append(
+            f"{plural(len(alone), 'mask')} {'was' if len(alone) == 1 else 'were'} made from the "
+            "annotation's image size alone, as PNG without georeference: no image of that name "
+            f"under --images {ipath}: {name_sample(alone, 5)}"
+        )
+    return notes + _from_elsewhere(images, ipath)
+
+
+def _from_elsewhere(images: dict[str, Path | None], ipath: Path) -> list[str]:
+    """The note naming the masks whose image came from the task's ``data.source`` or the
+    document root, not from ``--images`` (``ipath``)."""
     base = ipath.resolve()
 
     def under(img: Path) -> bool:
@@ -447,7 +470,7 @@ def _import_tasks(
         elif len(sizes) == 1:
             grid = MaskGrid(next(iter(sizes)), None, None)  # no image: a PNG mask
         else:
-            skipped.append((stem, NO_IMAGE))
+            skipped.append((stem, no_image_why(ipath)))
             continue
         try:
             mask = result_mask(results, *grid.shape, category)

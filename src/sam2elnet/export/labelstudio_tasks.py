@@ -15,11 +15,24 @@ from urllib.parse import parse_qs, urlparse
 from sam2elnet.export.image_lookup import find_image, none_found
 from sam2elnet.export.labelstudio import TO_NAME
 
-__all__ = ["NO_IMAGE", "no_image_found", "task_image", "task_ref"]
+__all__ = ["NO_IMAGE", "no_image_found", "no_image_why", "task_image", "task_ref"]
 
 NO_IMAGE = "source image not found and no size in the annotation; give --images"
 """Why an annotated task whose image was found nowhere, and whose regions give no image size,
 gets no mask."""
+
+
+def no_image_why(images: Path | None) -> str:
+    """Why an annotated task whose image was found nowhere, and whose regions give no image
+    size, gets no mask: :data:`NO_IMAGE` without ``--images``; with it, the folder that was
+    searched (``source image not under --images DIR and no size in the annotation; give
+    --images the folder the annotated images came from``), so a wrong folder shows."""
+    if images is None:
+        return NO_IMAGE
+    return (
+        f"source image not under --images {images} and no size in the annotation; give "
+        "--images the folder the annotated images came from"
+    )
 
 
 def task_ref(task: dict[str, Any]) -> tuple[str, str, str | None]:
