@@ -295,12 +295,20 @@ def option_error(
     loc = [str(x) for x in e["loc"] if not isinstance(x, int)]  # no item index of a list option
     if not loc:  # a rule across options (a model validator): its message names the flags
         return UserError(str(e["msg"]).removeprefix("Value error, "))
+    # the field: the last part of loc that names one (a nested model's field under its
+    # model's); a part after it is a union member's tag (``literal['micro','tiny',...]`` of a
+    # ``ModelSize | Literal["auto"]`` option), no option name
     owner: type[BaseModel] = model
-    for part in loc[:-1]:
-        ann = owner.model_fields[part].annotation if part in owner.model_fields else None
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            owner = ann
-    name = loc[-1] if loc else ""
+    where, name = model, loc[-1]
+    for part in loc:
+        if part not in owner.model_fields:
+            break
+        where, name = owner, part
+        ann = owner.model_fields[part].annotation
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        owner = ann
+    owner = where
     flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
     msg = str(e["msg"]).removeprefix("Value error, ")
     msg = msg[:1].lower() + msg[1:]

@@ -222,3 +222,19 @@ def test_line_width_options_read_the_same_in_evaluate_enhance_and_scene() -> Non
         for m in (EvaluateOptions, FolderJobOptions, SceneOptions)
     }
     assert len({tuple(v) for v in limits.values()}) == 1, limits
+
+
+def test_a_bad_value_of_an_option_with_an_auto_choice_names_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`elnet demo --size huge` (a size or ``auto``: a union of two Literals) named pydantic's
+    union member as the flag: ``invalid value for --literal['micro','tiny',...]: 'huge' (input
+    should be ...)`` without ``auto``; now the flag and every choice, nothing written."""
+    out = tmp_path / "d"
+    rc, _, err = _run(capsys, ["demo", "--size", "huge", "--out", str(out), "--no-progress"])
+    assert rc == 2
+    assert err == [
+        "error: invalid value for --size: 'huge' "
+        "(choose micro | tiny | small | base_plus | large | auto)"
+    ], err
+    assert not out.exists()
