@@ -203,7 +203,7 @@ def _run_experiment(cfg: ExperimentConfig, random_init: str) -> dict[str, Any]:
     for note in notes:
         stages.say(note)
     stages.expect(_plan(cfg, list(cfg.sources) if cfg.enhancement else []), cfg.eta_reference)
-    # downstream trainings run side by side: the ETA counts them in rounds
+    # downstream trainings run side by side: the ETA counts them by makespan (shared cores)
     downstream_lanes(stages, stages.plan["downstream"], cfg.device)
     t_start = time.perf_counter()
     weights, weights_note = resolve_weights(cfg, random_init)

@@ -72,8 +72,12 @@ def _stored(stored: Path, curved: Sequence[Path]) -> Path | None:
     return next((p for p in (stored, *curved) if p.is_file()), None)
 
 
+def _none_ended() -> int:
+    return 0
+
+
 def downstream_lanes(
-    stages: Stages, trainings: int, device: str, ended: Callable[[], int] | None = None
+    stages: Stages, trainings: int, device: str, ended: Callable[[], int] = _none_ended
 ) -> int:
     """How many of ``trainings`` downstream trainings run side by side on ``device``
     (:func:`~sam2elnet.engine.downstream_pool.pool_workers`), set for the ETA of the
@@ -86,7 +90,7 @@ def downstream_lanes(
     cores = thread_policy.thread_count() if workers > 1 else 1
 
     def left(n: int) -> float:
-        return makespan(max(0, n - (ended() if ended is not None else 0)), workers, cores)
+        return makespan(max(0, n - ended()), workers, cores)
 
     stages.side_by_side["downstream"] = left
     return workers

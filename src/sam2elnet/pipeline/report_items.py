@@ -143,13 +143,14 @@ def share_raster_labels(items: Sequence[ReportItem]) -> list[ReportItem]:
     :class:`~sam2elnet.data.vector_shared.SharedRaster` (``elnet enhance --labels region.tif``,
     one regional raster for a folder of images; those items copied, the others as they are):
     its card is then drawn as enhance read it, empty on an image its footprint misses."""
-    counts = Counter(Path(it.input_label) for it in items if _is_raster_file(it.input_label))
-    many = {p for p, n in counts.items() if n > 1}
-    return [
-        replace(it, input_label=SharedRaster(Path(it.input_label)))  # type: ignore[arg-type]
-        if _is_raster_file(it.input_label) and Path(it.input_label) in many  # type: ignore[arg-type]
-        else it
+    rasters = [
+        Path(it.input_label) if _is_raster_file(it.input_label) else None  # type: ignore[arg-type]
         for it in items
+    ]
+    many = {p for p, n in Counter(p for p in rasters if p is not None).items() if n > 1}
+    return [
+        replace(it, input_label=SharedRaster(p)) if p in many else it  # type: ignore[arg-type]
+        for it, p in zip(items, rasters, strict=True)
     ]
 
 
