@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from helpers_data import write_tif
 
+from sam2elnet.data.load_cache import LoadCache
 from sam2elnet.data.normalize import NormalizationConfig, normalize_for_model
 from sam2elnet.data.raster import read_image
 from sam2elnet.engine.downstream import DownstreamConfig, evaluate_downstream, train_downstream
@@ -112,7 +113,7 @@ def test_training_cache_keeps_each_band_count(tmp_path: Path) -> None:
     cv2.imwrite(str(grey), np.random.default_rng(0).integers(0, 255, (S, S), dtype=np.uint8))
     mask = _mask(tmp_path / "m.png")
     optical = NormalizationConfig.for_modality("optical")
-    cache: dict = {}
+    cache = LoadCache()
     shapes = []
     for bands in (1, 3):
         ds = make_train_dataset([(grey, mask)], optical, S, augment=False, cache=cache)
@@ -131,13 +132,13 @@ def test_training_cache_keeps_each_normalisation(tmp_path: Path) -> None:
     mask = _mask(tmp_path / "m.png")
     default = NormalizationConfig.for_modality("optical")  # percentile 1-99
     stretched = NormalizationConfig(method="percentile", p_low=10.0, p_high=90.0)
-    cache: dict = {}
+    cache = LoadCache()
     arrays = []
     for norm in (default, stretched):
         ds = make_train_dataset([(img, mask)], norm, S, augment=False, cache=cache)
         ds.bands = 1
         arrays.append(ds.load(0)[0])
-        alone = make_train_dataset([(img, mask)], norm, S, augment=False, cache={})
+        alone = make_train_dataset([(img, mask)], norm, S, augment=False, cache=LoadCache())
         alone.bands = 1
         np.testing.assert_array_equal(arrays[-1], alone.load(0)[0])
     assert not np.array_equal(arrays[0], arrays[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sam2elnet.engine.losses import (
@@ -85,3 +86,30 @@ def test_edge_loss_rewards_edges_on_the_boundary() -> None:
     target_edges = boundary_map(m, 3)
     right = target_edges * 10 - 5
     assert edge_loss(right, m, v) < edge_loss(-right, m, v)
+
+
+def test_no_boundary_weight_skips_the_band_and_keeps_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """boundary=0 (the downstream U-Net's loss): the band is not computed, and the loss equals
+    the band-weighted formula's, whose weights are then all exactly 1, bit for bit."""
+    import sam2elnet.engine.losses as losses
+
+    torch.manual_seed(0)
+    m = _square()
+    v = torch.ones_like(m)
+    v[..., :4, :] = 0
+    logits = torch.randn_like(m)
+    w = LossWeights(boundary=0.0, deep_supervision=0.0, edge=0.0)
+    pix_w = 1.0 + 0.0 * boundary_map(m, w.boundary_width)  # what the loss used before
+    expected = losses.weighted_bce(logits, m, pix_w, v) + soft_iou_loss(logits, m, v)
+
+    def no_band(*_a: object, **_k: object) -> None:
+        raise AssertionError("boundary_map called with boundary weight 0")
+
+    monkeypatch.setattr(losses, "boundary_map", no_band)
+    total, parts = segmentation_loss(logits, m, v, weights=w)
+    assert torch.equal(total, expected)
+    assert torch.equal(parts["bce"], losses.weighted_bce(logits, m, pix_w, v))
+    with pytest.raises(AssertionError, match="boundary weight 0"):
+        segmentation_loss(logits, m, v, weights=LossWeights())  # a boundary weight: band used

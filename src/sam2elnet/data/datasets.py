@@ -26,6 +26,7 @@ from sam2elnet.data.band_match import match_bands
 from sam2elnet.data.images import read_image
 from sam2elnet.data.layout_places import SOS_SENSORS
 from sam2elnet.data.layouts import LAYOUTS, DatasetIndex, Sample, discover
+from sam2elnet.data.load_cache import LoadCache
 from sam2elnet.data.masks import read_mask, read_mask_valid
 from sam2elnet.data.normalize import NormalizationConfig, image_percentiles, normalize_for_model
 from sam2elnet.data.splits import SplitChoice, mask_strata, select_split, split_fraction
@@ -72,6 +73,10 @@ class SegmentationDataset(Dataset):
     Masks are read by :func:`sam2elnet.data.masks.read_mask_valid` (``positive_values`` for
     class-index masks); their ignore / nodata pixels are 0 in ``valid``, so no loss sees them.
 
+    ``cache`` (:class:`~sam2elnet.data.load_cache.LoadCache`, None: none) keeps whole reads
+    (:meth:`load`) in memory, so an image is decoded once, not once an epoch; the same items
+    either way. Several datasets may share one (keyed by files, band count and normalisation).
+
     Large GeoTIFFs (a whole read above ``window_bytes``, default
     :data:`sam2elnet.data.windowed.WINDOW_MIN_BYTES` = 64 MB, and larger than the largest crop)
     are never read whole: a training item reads only its crop's window (the same random box, so
@@ -101,6 +106,7 @@ class SegmentationDataset(Dataset):
         eval_mode: Literal["resize", "pad", "native"] = "resize",
         positive_values: tuple[float, ...] | None = None,
         window_bytes: int | None = None,
+        cache: LoadCache | None = None,
     ) -> None:
         if train:
             from sam2elnet.data.coarse import check_train_profile
@@ -119,6 +125,8 @@ class SegmentationDataset(Dataset):
         self.eval_mode = eval_mode
         self.positive_values = positive_values
         self.window_bytes = window_bytes
+        self.cache = cache
+        self._norm_key = self.norm_cfg.model_dump_json()  # a cache key part (shared caches)
         # in shared memory: DataLoader workers (persistent across epochs) hold their own copy of
         # the dataset made when they started, so a plain attribute set in the main process
         # would never reach them and every epoch would repeat the first one's crops and
@@ -150,12 +158,22 @@ class SegmentationDataset(Dataset):
         )
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-        """Full-size normalised image, mask, valid and coarse file (if any), without augmentation.
+        """Full-size normalised image, mask, valid and coarse file (if any), without augmentation;
+        from the ``cache`` when one is given and ``bands`` is set (read-only arrays then).
 
         Raises:
             BandCountError: the image has another band count than the model takes.
             DataError: the image, mask or coarse label is missing, unreadable or of another size.
         """
+        if self.cache is None or self.bands is None:  # bands not set yet: not kept
+            return self._read(index)
+        s = self.samples[index]
+        # grey is read as 1 or 3 bands; one cache may serve datasets normalised differently
+        key = (str(s.image), str(s.mask), str(s.coarse), self.bands, self._norm_key)
+        return self.cache.fetch(key, lambda: self._read(index))  # type: ignore[return-value]
+
+    def _read(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """:meth:`load` from the files."""
         s = self.samples[index]
         img = read_image(s.image, sar=self.norm_cfg.sar, bands=self.norm_cfg.band_select)
         x = normalize_for_model(img, self.norm_cfg, self.bands, s.image)

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from sam2elnet.data.load_cache import LoadCache
 from sam2elnet.engine.downstream_config import DownstreamConfig, DownstreamResult
 from sam2elnet.engine.downstream_data import Pair, load_pair, make_train_dataset
 from sam2elnet.engine.downstream_score import (
@@ -52,7 +53,7 @@ def train_and_evaluate(
     cfg: DownstreamConfig,
     norm_cfg: Any | None = None,
     model_path: str | Path | None = None,
-    cache: dict | None = None,
+    cache: LoadCache | None = None,
     roads: bool = False,
     road_buffer: float | Sequence[float] | None = ROAD_BUFFER_PX,
 ) -> DownstreamResult:

@@ -16,6 +16,8 @@ from sam2elnet.errors import UserError
 if TYPE_CHECKING:  # torch only for a type: load_pair (elnet refine) imports no torch
     import torch
 
+    from sam2elnet.data.load_cache import LoadCache
+
 Pair = tuple[Path, Path]
 """(image path, label path); the label may be an original, automatic or enhanced label."""
 
@@ -65,39 +67,28 @@ def make_train_dataset(
     size: int,
     augment: bool = True,
     seed: int = 0,
-    cache: dict | None = None,
+    cache: LoadCache | None = None,
 ) -> torch.utils.data.Dataset:
     """The data layer's :class:`SegmentationDataset` over ``pairs`` (label override: the label path
     becomes the sample's mask), with no coarse inputs and an in-memory cache of decoded images.
 
-    The cache (a dict, shareable across calls) holds full-size normalised arrays, so the several
-    settings of one experiment decode each image once (400 SOS images of 256 px are ~100 MB);
-    keyed by (image, mask, band count the dataset's ``bands`` asks for, normalisation), as the
-    array depends on each (a grey image read for a 1-band and for a 3-band model; one cache
-    passed to settings normalised differently).
+    The cache (:class:`~sam2elnet.data.load_cache.LoadCache`, shareable across calls; None:
+    none) holds full-size normalised arrays, so the several settings of one experiment decode
+    each image once (400 SOS images of 256 px are ~100 MB); the dataset keys them by (image,
+    label, band count its ``bands`` asks for, normalisation), as the array depends on each (a
+    grey image read for a 1-band and for a 3-band model; one cache passed to settings
+    normalised differently).
     """
     from sam2elnet.data.datasets import SegmentationDataset
     from sam2elnet.data.layouts import Sample
-
-    norm_key = norm_cfg.model_dump_json()
-
-    class _Cached(SegmentationDataset):
-        def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-            s = self.samples[index]
-            key = (str(s.image), str(s.mask), self.bands, norm_key)  # grey as 1 or 3 bands
-            if self._cache is None or self.bands is None:  # bands not set yet: not kept
-                return super().load(index)
-            if key not in self._cache:
-                self._cache[key] = super().load(index)
-            return self._cache[key]
 
     samples = [
         Sample(id=f"{i:06d}_{Path(ip).stem}", image=Path(ip), mask=Path(lp))
         for i, (ip, lp) in enumerate(pairs)
     ]
-    ds = _Cached(samples, norm_cfg, size=size, train=augment, seed=seed, coarse_prob=0.0)
-    ds._cache = cache
-    return ds
+    return SegmentationDataset(
+        samples, norm_cfg, size=size, train=augment, seed=seed, coarse_prob=0.0, cache=cache
+    )
 
 
 def require_pairs(pairs: Sequence[Pair], what: str) -> list[Pair]:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sam2elnet.data.load_cache import LoadCache
 from sam2elnet.engine.downstream_config import DownstreamConfig, downstream_autocast
 from sam2elnet.engine.downstream_data import (
     Pair,
@@ -54,6 +55,16 @@ def build_downstream_model(cfg: DownstreamConfig, in_bands: int) -> nn.Module:
     return build_downstream(cfg.model, in_bands=in_bands, **cfg.model_options)
 
 
+def downstream_optimizer(model: nn.Module, cfg: DownstreamConfig) -> torch.optim.AdamW:
+    """AdamW over every parameter of ``model`` (``cfg.lr``, ``cfg.weight_decay``) in its
+    multi-tensor (``foreach``) form, also on a CPU, where torch's default updates one tensor at
+    a time: the same update bit for bit, with its Python overhead paid once per step
+    (:func:`sam2elnet.engine.train_schedule.adamw` likewise)."""
+    return torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True
+    )
+
+
 def curve_steps(total_steps: int, points: int) -> list[int]:
     """Optimiser steps after which the learning curve is measured: ``points`` evenly spaced steps
     ending at ``total_steps`` (fewer when there are fewer steps; [total_steps] for points <= 1)."""
@@ -66,13 +77,14 @@ def train_downstream(
     pairs: Sequence[Pair],
     cfg: DownstreamConfig,
     norm_cfg: Any | None = None,
-    cache: dict | None = None,
+    cache: LoadCache | None = None,
     curve_pairs: Sequence[Pair] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the downstream model on ``pairs``; return (model in eval mode, training facts).
 
-    ``cache`` (a dict shared across calls) keeps decoded, resized arrays so that the several settings
-    of one experiment decode each image once. With ``curve_pairs`` (the test pairs) the model is
+    ``cache`` (:class:`~sam2elnet.data.load_cache.LoadCache`, shared across calls; None: one of
+    this training's own) keeps decoded arrays so that the several settings of one experiment
+    decode each image once. With ``curve_pairs`` (the test pairs) the model is
     scored on them after each of :func:`curve_steps` except the last (``facts["curve"]``; the caller
     scores the final model); the evaluation does not change the training.
 
@@ -93,7 +105,7 @@ def train_downstream(
         cfg.image_size,
         augment=cfg.augment,
         seed=cfg.seed,
-        cache={} if cache is None else cache,
+        cache=LoadCache() if cache is None else cache,
     )
     in_bands = int(ds[0]["image"].shape[0])
     ds.bands = in_bands  # the other images: the band rule of elnet train (data.band_match)
@@ -111,7 +123,7 @@ def train_downstream(
     )
     total_steps = cfg.steps if cfg.steps else max(1, cfg.epochs * steps_per_epoch)
     epochs = math.ceil(total_steps / steps_per_epoch)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = downstream_optimizer(model, cfg)
     warm = max(1, int(cfg.warmup_fraction * total_steps))
 
     def lr_at(step: int) -> float:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.load_cache import LoadCache
 from sam2elnet.engine.downstream_pool import (
     DownstreamPool,
     at_most_threads,
@@ -130,7 +131,7 @@ def train_downstream(
     handled as ``runs`` (skipped, reused or trained) and returned after them. In turn (one
     worker, a GPU) it runs before any training, as without it.
     """
-    cache: dict = {}
+    cache = LoadCache()  # the settings trained in this process decode each image once
     test_pairs = split.pairs(split.test)
     down: dict[str, dict[str, Any]] = {}
     # learning-curve points do not change the trained model; without them the key is the one of
