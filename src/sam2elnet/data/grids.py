@@ -12,7 +12,9 @@ window) and, for the GCP transformer, the vector-label reader (:mod:`sam2elnet.d
   pairs, and pairs where either side has no georeference, are used by pixel index;
 * :func:`resample_nearest` / :func:`place_on_grid`: nearest-neighbour resampling by map position
   through GDAL's warper (into memory, or a GeoTIFF for a whole scene); how much of the target a
-  raster on another grid covers: :mod:`sam2elnet.data.grid_cover`.
+  raster on another grid covers: :mod:`sam2elnet.data.grid_cover`; which rows and columns of the
+  source the target can take values from: :func:`footprint_window` (a whole image reads only
+  that window of a large regional label).
 
 A grid is georeferenced by CRS + affine transform, or by ground control points only (GCPs with a
 CRS, >= 3 of them: a Sentinel-1 GRD scene); :func:`sam2elnet.data.georef.grid_kind` decides which. GCP-only grids are placed with GDAL's thin plate
@@ -43,11 +45,13 @@ from sam2elnet.data.naming import CV2_SUFFIXES
 from sam2elnet.errors import DataError
 
 __all__ = [
+    "FOOTPRINT_PAD",
     "GCP_METHOD",
     "GcpGrid",
     "OtherGrid",
     "RasterHeader",
     "dataset_header",
+    "footprint_window",
     "image_header",
     "other_grid",
     "place_on_grid",
@@ -397,6 +401,63 @@ def resample_nearest(
             "EPSG:xxxx)",
             path,
         ) from None
+
+
+FOOTPRINT_PAD = 2
+"""Source pixels added on every side of :func:`footprint_window`: GDAL's warper maps each target
+pixel centre to the source with an approximate transformer (error up to 1/8 px, rasterio's
+``reproject`` default) and the footprint is traced through the target's pixel corners, so two
+pixels hold every source pixel a nearest-neighbour placement takes, whatever the rounding."""
+
+
+def footprint_window(grid: OtherGrid, pad: int = FOOTPRINT_PAD) -> tuple[int, int, int, int] | None:
+    """The rows and columns of the raster on ``grid.src`` that the pixels of ``grid.dst`` can
+    take values from (:func:`resample_nearest`): the target's footprint in source pixels.
+
+    The target's outline (every pixel corner along its four edges, map positions by its
+    transform) is moved into the source's CRS (``rasterio.warp.transform``, PROJ) and source
+    pixels by the source's inverse transform; its bounding box, widened by ``pad`` source pixels
+    (:data:`FOOTPRINT_PAD`) and clipped to the source, is the window. A projection maps the
+    inside of the outline inside its image, so no target pixel centre falls outside the box
+    (a footprint across the source CRS's antimeridian spans the whole width: still correct).
+    Placing the window (its transform: ``rasterio.windows.transform``) instead of the whole
+    source gives the same pixels: each target pixel takes the source pixel under its centre.
+
+    Args:
+        grid: from :func:`other_grid`.
+        pad: source pixels added on every side (>= 0).
+
+    Returns:
+        ``(row0, col0, rows, cols)`` in source pixels (ints, inside ``grid.src_shape``;
+        ``rows`` or ``cols`` 0 when the target's footprint misses the source), or None when it
+        cannot be told here: a GCP-only side (placed through its GCPs), or an outline PROJ
+        cannot move (the whole source is placed, and GDAL says what fails).
+    """
+    if "transform" not in grid.src_geo or "transform" not in grid.dst_geo:
+        return None
+    h, w = grid.dst_shape
+    cols, rows = np.arange(w + 1, dtype=float), np.arange(h + 1, dtype=float)
+    px = np.concatenate([cols, np.full(h + 1, float(w)), cols[::-1], np.zeros(h + 1)])
+    py = np.concatenate([np.zeros(w + 1), rows, np.full(w + 1, float(h)), rows[::-1]])
+    xs, ys = grid.dst_geo["transform"] * (px, py)
+    src_crs, dst_crs = grid.src_geo["crs"], grid.dst_geo["crs"]
+    if not same_crs(src_crs, dst_crs):
+        from rasterio.warp import transform
+
+        try:
+            moved = transform(dst_crs, src_crs, xs, ys)
+        except Exception:  # noqa: BLE001 - any PROJ failure: place the whole source as before
+            return None
+        xs, ys = np.asarray(moved[0], float), np.asarray(moved[1], float)
+    c, r = ~grid.src_geo["transform"] * (np.asarray(xs, float), np.asarray(ys, float))
+    if not (np.all(np.isfinite(c)) and np.all(np.isfinite(r))):
+        return None
+    sh, sw = grid.src_shape
+    col0 = min(max(int(np.floor(c.min())) - pad, 0), sw)
+    col1 = min(max(int(np.ceil(c.max())) + pad, 0), sw)
+    row0 = min(max(int(np.floor(r.min())) - pad, 0), sh)
+    row1 = min(max(int(np.ceil(r.max())) + pad, 0), sh)
+    return row0, col0, max(0, row1 - row0), max(0, col1 - col0)
 
 
 def place_on_grid(

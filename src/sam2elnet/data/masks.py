@@ -44,6 +44,7 @@ from sam2elnet.data.mask_values import (
     mask_encoding,
 )
 from sam2elnet.data.naming import GEO_SUFFIXES, LOSSY_SUFFIXES
+from sam2elnet.data.pair_sizes import mask_size_error
 from sam2elnet.data.pixel_sample import valid_pixels
 from sam2elnet.errors import DataError, UserError
 from sam2elnet.utils.run_warnings import warn_once
@@ -84,24 +85,6 @@ def pixel_index_note(
         return None
     which = "the label" if label_none else image
     return f"{label.name}: {which} has no georeference, so the label is used by pixel index"
-
-
-def mask_size_error(
-    path: Path,
-    height: int,
-    width: int,
-    shape: tuple[int, int],
-    image_path: str | Path | None = None,
-) -> DataError:
-    """The error for a mask of ``height`` x ``width`` px where ``shape`` (H, W) was expected: one
-    message for whole reads (:func:`read_mask_valid`) and windowed ones
-    (:mod:`sam2elnet.data.windowed_mask`), naming the image when there is one."""
-    other = f" but image {image_path} is" if image_path is not None else ", expected"
-    return DataError(
-        f"mask size {width}x{height}{other} {shape[1]}x{shape[0]} (WxH); "
-        "re-export the mask at the image's size or remove the pair",
-        path,
-    )
 
 
 def read_mask(
@@ -429,6 +412,9 @@ def read_mask_on_grid(
       unless ``shared`` (:func:`~sam2elnet.data.grid_cover.footprint_missed`); one
       covering less than :data:`~sam2elnet.data.grid_cover.FULL_COVER` of it is warned about, once
       per run (:func:`~sam2elnet.data.grid_cover.partial_cover_note`, the share it covers).
+      Only the label's window under the image's footprint is read (a regional label shared by
+      many images; :func:`~sam2elnet.data.windowed_mask.place_footprint_window`, the same pixels
+      as the whole label's).
     * The same grid, or either side without a georeference: used by pixel index; when only one
       side is georeferenced a one-line warning says so.
     * Different size without a common georeference: stretched over the image (nearest
@@ -468,9 +454,14 @@ def read_mask_on_grid(
         check_shared_georef(p, image, head.geo, img.geo)
     grid = other_grid(head, img)
     if grid is not None:
-        mask, valid = read_mask_valid(p, None, None, positive_values)
-        grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)
-        mask, valid, outside = place_on_grid(mask, valid, grid, p, image)
+        from sam2elnet.data.windowed_mask import place_footprint_window
+
+        placed = place_footprint_window(p, image, grid, positive_values)
+        if placed is None:  # the whole label, read and placed at once
+            mask, valid = read_mask_valid(p, None, None, positive_values)
+            grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)
+            placed = place_on_grid(mask, valid, grid, p, image)
+        mask, valid, outside = placed
         if outside >= mask.size:  # refused, or (shared) an empty label, said once per run
             footprint_missed(p, image, grid, label=label, shared=shared)
             return mask, valid

@@ -1,7 +1,8 @@
 """Image/label pair sizes from file headers alone: :func:`image_size` (no pixel decoding,
 GeoTIFFs included), :func:`pair_size_error` (a mask or coarse label of another size than its
-image) and :func:`verify_pairs` (every pair of a dataset: the first mismatch an error, or skipped
-in batch mode). Finding the pairs is :mod:`sam2elnet.data.layouts`.
+image; :func:`mask_size_error`, the same from a mask reader's size) and :func:`verify_pairs`
+(every pair of a dataset: the first mismatch an error, or skipped in batch mode). Finding the
+pairs is :mod:`sam2elnet.data.layouts`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sam2elnet.errors import DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["image_size", "pair_size_error", "verify_pairs"]
+__all__ = ["image_size", "mask_size_error", "pair_size_error", "verify_pairs"]
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -86,6 +87,25 @@ def verify_pairs(
             raise err
         log.warning("skipping %s", err)
     return good
+
+
+def mask_size_error(
+    path: Path,
+    height: int,
+    width: int,
+    shape: tuple[int, int],
+    image_path: str | Path | None = None,
+) -> DataError:
+    """The error for a mask of ``height`` x ``width`` px where ``shape`` (H, W) was expected: one
+    message for whole reads (:func:`sam2elnet.data.masks.read_mask_valid`) and windowed ones
+    (:mod:`sam2elnet.data.windowed_mask`), naming the image when there is one (re-exported by
+    :mod:`sam2elnet.data.masks`)."""
+    other = f" but image {image_path} is" if image_path is not None else ", expected"
+    return DataError(
+        f"mask size {width}x{height}{other} {shape[1]}x{shape[0]} (WxH); "
+        "re-export the mask at the image's size or remove the pair",
+        path,
+    )
 
 
 def pair_size_error(s: Sample) -> DataError | None:

@@ -5,7 +5,9 @@ One streamed pass (:func:`scan_mask`, cached per file by :func:`mask_plan`) deci
 every band, hence the same :class:`~sam2elnet.data.mask_values.MaskEncoding` as a whole read
 (:func:`~sam2elnet.data.mask_values.encoding_from_counts`), alpha, identical-channel collapse and
 the multi-channel agreement check. A crop read with :func:`read_mask_window` is then identical,
-value for value, to the same rows and columns of a whole read. Routing, strips and the cache:
+value for value, to the same rows and columns of a whole read; :func:`place_footprint_window`
+places the window under an image's footprint on that image's grid (a whole image's label on
+another grid, :func:`sam2elnet.data.masks.read_mask_on_grid`). Routing, strips and the cache:
 :mod:`sam2elnet.data.windowed`.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from sam2elnet.data import windowed
 from sam2elnet.data.gdal_errors import raster_error_text
+from sam2elnet.data.grids import OtherGrid, footprint_window, place_on_grid
 from sam2elnet.data.images import check_file
 from sam2elnet.data.mask_values import (
     MaskEncoding,
@@ -25,14 +28,16 @@ from sam2elnet.data.mask_values import (
     merge_counts,
     value_counts,
 )
-from sam2elnet.data.masks import mask_size_error
 from sam2elnet.data.naming import LOSSY_SUFFIXES
+from sam2elnet.data.pair_sizes import mask_size_error
 from sam2elnet.data.validity import alpha_tagged
 from sam2elnet.errors import DataError
 
 __all__ = [
+    "FOOTPRINT_READ_SHARE",
     "MaskPlan",
     "mask_plan",
+    "place_footprint_window",
     "read_mask_decimated",
     "read_mask_window",
     "scan_mask",
@@ -204,3 +209,66 @@ def mask_plan(
     if shape is not None and plan.shape != tuple(shape):
         raise mask_size_error(p, plan.height, plan.width, shape, image_path)
     return plan
+
+
+FOOTPRINT_READ_SHARE = 0.5
+"""A label on another grid is read by the window under its image's footprint
+(:func:`place_footprint_window`) when that window holds at most this share of its pixels; a
+larger one is read whole, in one read (no separate pass deciding the values' encoding)."""
+
+
+def place_footprint_window(
+    path: Path,
+    image: str | Path,
+    grid: OtherGrid,
+    positive_values: tuple[float, ...] | None,
+) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+    """A label on another grid placed on its image's grid from the window under the image's
+    footprint only (:func:`~sam2elnet.data.grids.footprint_window`), the whole-image path of
+    :func:`sam2elnet.data.masks.read_mask_on_grid`: a regional label shared by many images is
+    not decoded whole for each.
+
+    The values are decoded as a whole read decodes them (:func:`mask_plan`: one streamed pass
+    over the file, kept for the run), and each image pixel takes the label pixel under its
+    centre (:func:`~sam2elnet.data.grids.place_on_grid`), so the result is the whole read's,
+    pixel for pixel. An image the label's footprint misses reads no pixel.
+
+    Args:
+        path: The label raster.
+        image: The image, named in messages.
+        grid: :func:`~sam2elnet.data.grids.other_grid` of the label and the image.
+        positive_values: Mask values that mean "object" (class-index masks).
+
+    Returns:
+        ``(object, valid, outside)`` as :func:`~sam2elnet.data.grids.place_on_grid` (bool
+        (H, W) on ``grid.dst_shape``, ``valid`` None when all valid; int), or None when the
+        whole label is to be read instead: a PNG / JPEG label, a GCP-only side, a footprint
+        PROJ cannot move, or a window of more than :data:`FOOTPRINT_READ_SHARE` of the label.
+
+    Raises:
+        DataError: as :func:`sam2elnet.data.masks.read_mask_valid` (unreadable label,
+            class-index values without ``positive_values``, ...) or
+            :func:`~sam2elnet.data.grids.place_on_grid`.
+    """
+    from rasterio.windows import Window, transform
+
+    if not windowed.windowable(path):
+        return None
+    win = footprint_window(grid)
+    if win is None:
+        return None
+    row0, col0, rows, cols = win
+    sh, sw = grid.src_shape
+    if rows * cols > FOOTPRINT_READ_SHARE * sh * sw:
+        return None
+    plan = mask_plan(path, None, image, positive_values)  # errors as a whole read's
+    h, w = grid.dst_shape
+    if rows == 0 or cols == 0:  # the footprint misses the label: every pixel outside
+        return np.zeros((h, w), bool), np.zeros((h, w), bool), h * w
+    mask, valid = read_mask_window(plan, row0, col0, rows, cols)
+    src = {
+        **grid.src_geo,
+        "transform": transform(Window(col0, row0, cols, rows), grid.src_geo["transform"]),
+    }
+    part = OtherGrid(src, (rows, cols), grid.dst_geo, grid.dst_shape)
+    return place_on_grid(mask, valid, part, path, image)
