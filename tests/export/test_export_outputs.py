@@ -189,6 +189,30 @@ def test_exports_of_one_stem_in_one_folder_keep_a_skipped_list_each(
     assert not lists["geojson"].exists() and "c.tif" in lists["gpkg"].read_text()
 
 
+def test_an_export_whose_old_list_name_is_another_exports_list_leaves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``w_gpkg_skipped.csv`` is both the list of ``--out w.gpkg`` and the old name
+    (``<out stem>_skipped.csv``) of ``--out w_gpkg.geojson``'s list. Was: the export to
+    ``w_gpkg.geojson`` removed it as its own older list, so ``w.gpkg``'s list of skipped labels
+    was gone. Now an old name that is also another output's list is left alone."""
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    (lab / "c.tif").write_bytes(b"not a raster")
+    gpkg_list = tmp_path / "w_gpkg_skipped.csv"
+    assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w.gpkg"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "c.tif" in gpkg_list.read_text()
+    for skipped in (True, False):  # a list of its own written, or nothing skipped
+        if not skipped:
+            (lab / "c.tif").unlink()
+        assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w_gpkg.geojson"),
+                     "--no-progress"]) == 0  # fmt: skip
+        assert (tmp_path / "w_gpkg_geojson_skipped.csv").exists() is skipped
+        assert "c.tif" in gpkg_list.read_text()
+    capsys.readouterr()
+
+
 # ------------------------------------------------ 4.-6. one line per message, short CRS names
 
 
