@@ -369,6 +369,7 @@ def _export_labels(
         layers_checked=True,  # export_labels ran check_tile_layers and warned
         centre_lines=lines,
         georefs=screened.georefs,  # read by screen_labels: no label opened twice
+        skipped=len(skips),  # counted in the polygonise bar and its closing line
     )
     # which images went out (elnet import --from vector), and the model that made them
     write_review_set(out, review, fmt, model_record)
