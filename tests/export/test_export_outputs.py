@@ -213,6 +213,28 @@ def test_an_export_whose_old_list_name_is_another_exports_list_leaves_it(
     capsys.readouterr()
 
 
+@pytest.mark.parametrize(
+    ("name", "record"),
+    [("w.gpkg", "w_review.json"), ("w.geojson", "w_geojson_review.json"),
+     ("w.json", "w_coco_review.json")],
+)  # fmt: skip
+def test_an_export_names_its_review_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, record: str
+) -> None:
+    """Was: an export for review (a layer for QGIS, COCO for CVAT) wrote its review record,
+    which ``elnet import`` needs back, without naming it: the user had to know its name. Now a
+    line after the summary names it, ``review record: PATH``, before the skip line (last)."""
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    (lab / "c.tif").write_bytes(b"not a raster")
+    out = tmp_path / name
+    assert main(["export", "--labels", str(lab), "--out", str(out), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert (tmp_path / record).is_file()
+    assert lines[-3].startswith(f"{out}: ") and lines[-2] == f"review record: {tmp_path / record}"
+    assert lines[-1].startswith("1 of 2 skipped, see ")
+
+
 # ------------------------------------------------ 4.-6. one line per message, short CRS names
 
 

@@ -33,6 +33,9 @@ class ExportResult:
     #: ``--review-count`` / ``--max-quality``: how many labels of how many went out
     #: (:meth:`~sam2elnet.export.review_pick.ReviewPick.line`); None: every label
     selection: str | None = None
+    #: the export's review record (:func:`~sam2elnet.export.review_set.write_review_set`,
+    #: what ``elnet import`` reads back); None: none written (COCO of chips)
+    review_record: Path | None = None
 
     def summary(self) -> str:
         """One line: what was written and, when only some labels went out, the review
