@@ -236,6 +236,38 @@ def test_evaluate_nothing_usable_is_one_error_and_writes_nothing(
     assert "skipping" not in err
 
 
+def test_a_pair_whose_two_files_are_corrupt_names_both(
+    folders: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: a pair whose prediction and ground truth are both corrupt was skipped naming the
+    ground truth only (the file read first), so the user fixed it and met the prediction on the
+    next run. Now its one warning, row of the skip list and error (one pair) name both; a pair
+    with one corrupt file names that file alone, as before."""
+    pred, truth, _ = folders
+    why = "cannot decode image (corrupt, truncated or not an image); re-export it or remove it"
+    (pred / "2_pred.png").write_bytes(b"garbage")
+    (truth / "2_mask.png").write_bytes(b"garbage")
+    (truth / "3_mask.png").write_bytes(b"garbage")
+    table = tmp_path / "out" / "e.csv"
+    argv = ["evaluate", "--pred", str(pred), "--truth", str(truth), "--no-progress",
+            "--csv", str(table)]  # fmt: skip
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    both = f"{why}; its ground truth {truth / '2_mask.png'} too"
+    warned = [ln for ln in cap.err.splitlines() if ln.startswith("warning: skipping ")]
+    assert warned == [
+        f"warning: skipping {pred / '2_pred.png'}: {both}",
+        f"warning: skipping {truth / '3_mask.png'}: {why}",
+    ], cap.err
+    listed = tmp_path / "out" / "e_evaluate_skipped.csv"
+    assert cap.out.splitlines()[-1] == f"2 of 4 skipped, see {listed}"
+    rows = [(r["file"], r["reason"]) for r in csv.DictReader(listed.open())]
+    assert rows == [(str(pred / "2_pred.png"), both), (str(truth / "3_mask.png"), why)]
+    one = ["evaluate", "--pred", str(pred / "2_pred.png"), "--truth", str(truth / "2_mask.png")]
+    assert main(one) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: {pred / '2_pred.png'}: {both}"
+
+
 def test_evaluate_run_folder_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """An `elnet enhance` output folder: labels/ + rejected/ + quality.csv + summary.json."""
     run, truth, imgs, coarse = (tmp_path / d for d in ("run", "truth", "imgs", "coarse"))

@@ -106,6 +106,35 @@ def test_export_no_progress_prints_a_line_per_stage(tmp_path, capsys):
     assert any(ln.startswith("polygonise: 2/2 label in ") for ln in out.splitlines()), out
 
 
+def test_export_progress_line_counts_the_skipped_labels(tmp_path, capsys):
+    """Was: an export of 3 labels of which one cannot be read closed with ``polygonise: 2/2
+    label in ...``, as if nothing was skipped. Now the line counts every label and says how
+    many were skipped, as annotate's and evaluate's do: ``polygonise: 3/3 label in ...,
+    skipped 1``; none skipped, no count (``polygonise: 2/2 label in ... (... label/s)``)."""
+    import re
+
+    from sam2elnet.cli import main
+
+    lab = np.zeros((1, 40, 40), np.uint8)
+    lab[0, 5:20, 5:20] = 255
+    for i in range(2):
+        write_tif(tmp_path / "labels" / f"l{i}.tif", lab)
+    (tmp_path / "labels" / "l2.tif").write_bytes(b"not a raster")
+    rc = main(["export", "--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "p.gpkg"),
+               "--no-progress"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("polygonise: ")]
+    assert len(lines) == 1, out
+    assert re.fullmatch(r"polygonise: 3/3 label in [\d.]+ s \([\d.]+ label/s\), skipped 1",
+                        lines[0]), lines  # fmt: skip
+    (tmp_path / "labels" / "l2.tif").unlink()
+    assert main(["export", "--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "p.gpkg"),
+                 "--no-progress"]) == 0  # fmt: skip
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("polygonise: ")]
+    assert re.fullmatch(r"polygonise: 2/2 label in [\d.]+ s \([\d.]+ label/s\)", lines[0]), lines
+
+
 def _ls_task(name: str) -> dict:
     """A reviewed Label Studio task: one polygon on a 20x30 px image (size in the annotation)."""
     region = {"type": "polygonlabels", "original_height": 20, "original_width": 30,

@@ -189,6 +189,52 @@ def test_exports_of_one_stem_in_one_folder_keep_a_skipped_list_each(
     assert not lists["geojson"].exists() and "c.tif" in lists["gpkg"].read_text()
 
 
+def test_an_export_whose_old_list_name_is_another_exports_list_leaves_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``w_gpkg_skipped.csv`` is both the list of ``--out w.gpkg`` and the old name
+    (``<out stem>_skipped.csv``) of ``--out w_gpkg.geojson``'s list. Was: the export to
+    ``w_gpkg.geojson`` removed it as its own older list, so ``w.gpkg``'s list of skipped labels
+    was gone. Now an old name that is also another output's list is left alone."""
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    (lab / "c.tif").write_bytes(b"not a raster")
+    gpkg_list = tmp_path / "w_gpkg_skipped.csv"
+    assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w.gpkg"),
+                 "--no-progress"]) == 0  # fmt: skip
+    assert "c.tif" in gpkg_list.read_text()
+    for skipped in (True, False):  # a list of its own written, or nothing skipped
+        if not skipped:
+            (lab / "c.tif").unlink()
+        assert main(["export", "--labels", str(lab), "--out", str(tmp_path / "w_gpkg.geojson"),
+                     "--no-progress"]) == 0  # fmt: skip
+        assert (tmp_path / "w_gpkg_geojson_skipped.csv").exists() is skipped
+        assert "c.tif" in gpkg_list.read_text()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("name", "record"),
+    [("w.gpkg", "w_review.json"), ("w.geojson", "w_geojson_review.json"),
+     ("w.json", "w_coco_review.json")],
+)  # fmt: skip
+def test_an_export_names_its_review_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, record: str
+) -> None:
+    """Was: an export for review (a layer for QGIS, COCO for CVAT) wrote its review record,
+    which ``elnet import`` needs back, without naming it: the user had to know its name. Now a
+    line after the summary names it, ``review record: PATH``, before the skip line (last)."""
+    lab = tmp_path / "lab"
+    _tif(lab / "a.tif", UTM)
+    (lab / "c.tif").write_bytes(b"not a raster")
+    out = tmp_path / name
+    assert main(["export", "--labels", str(lab), "--out", str(out), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert (tmp_path / record).is_file()
+    assert lines[-3].startswith(f"{out}: ") and lines[-2] == f"review record: {tmp_path / record}"
+    assert lines[-1].startswith("1 of 2 skipped, see ")
+
+
 # ------------------------------------------------ 4.-6. one line per message, short CRS names
 
 

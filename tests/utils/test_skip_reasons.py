@@ -133,3 +133,28 @@ def test_one_image_without_a_coarse_label_in_words(tmp_path: Path) -> None:
         "2 of 2 images have no coarse label in coarse/ and were skipped (--skip-missing): "
         "a.png, b.png"
     )
+
+
+def test_an_old_list_name_that_is_another_outputs_list_is_left(tmp_path: Path) -> None:
+    """``elnet evaluate --csv w.csv`` lists its skipped pairs in ``w_evaluate_skipped.csv``,
+    the old name (``<csv stem>_skipped.csv``) of ``--csv w_evaluate.csv``'s list. Was:
+    evaluating to ``w_evaluate.csv`` removed ``w.csv``'s list as its own older one. Now an old
+    name that another output's list has now is left; an old list of no other name still goes."""
+    from sam2elnet.engine.eval_result import skipped_list
+
+    skips = SkipLog("file")
+    theirs = skipped_list(tmp_path / "w.csv").write(_one_skipped(skips))
+    assert theirs == tmp_path / "w_evaluate_skipped.csv"
+    before = theirs.read_text()
+    ours = skipped_list(tmp_path / "w_evaluate.csv")
+    assert ours.write(SkipLog("file")) is None and ours.drop_old() is None
+    ours.drop()
+    assert theirs.read_text() == before
+    old = tmp_path / "v_skipped.csv"  # v.csv's list of the old name: removed as before
+    old.write_text(before)
+    assert skipped_list(tmp_path / "v.csv").drop_old() == old and not old.exists()
+
+
+def _one_skipped(skips: SkipLog) -> SkipLog:
+    skips.add("x.png", "cannot decode image", warn=False)
+    return skips

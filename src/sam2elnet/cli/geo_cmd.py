@@ -444,6 +444,8 @@ def export_cmd(
     for note in res.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(res.summary())
+    if isinstance(res, ExportResult) and res.review_record is not None:
+        typer.echo(f"review record: {res.review_record}")  # what elnet import reads back
     if res.skipped:  # every format: the batch rule's last line
         from sam2elnet.utils.batch import skip_line
 

@@ -36,6 +36,7 @@ __all__ = [
     "PairCounts",
     "PairMasks",
     "Resampled",
+    "both_unusable",
     "pair_counts",
     "read_binary_mask",
     "read_pair_masks",
@@ -164,6 +165,44 @@ def pair_counts(
         b = _same_size(read_binary_mask(baseline), baseline, t, truth, "baseline labels")
         base = confusion(b, t, v)
     return PairCounts(conf, bnd, rds, base, m.resampled, hd)
+
+
+def both_unusable(
+    err: DataError,
+    pred: str | Path,
+    truth: str | Path,
+    positive_values: tuple[float, ...] | None = None,
+) -> DataError:
+    """``err``, the error of a pair (:func:`pair_counts`) at one of its two files, or one error
+    naming both when the other file cannot be used either (read as the pair reads it: whole,
+    or strip by strip when large, :func:`~sam2elnet.data.windowed_mask.scan_mask`; a polygon
+    file is not read to tell): at ``pred``, its reason, then the ground truth's,
+    ``P: cannot decode image (...); ...; its ground truth T too`` (alike reasons) or
+    ``...; its ground truth T: <its reason>``. The other file's DataError is not raised but
+    named in the result."""
+    from sam2elnet.data.masks import read_mask_valid
+    from sam2elnet.data.vector import is_vector_path
+    from sam2elnet.data.windowed import use_windows
+    from sam2elnet.data.windowed_mask import scan_mask
+    from sam2elnet.utils.batch import short_reason
+
+    pred, truth = Path(pred), Path(truth)
+    if err.path is None or err.path not in (pred, truth):
+        return err
+    other = truth if err.path == pred else pred
+    if is_vector_path(other):
+        return err
+    try:
+        read = scan_mask if use_windows(other) else read_mask_valid  # memory of a strip
+        read(other, positive_values=positive_values)
+        return err
+    except DataError as other_err:
+        p_err, t_err = (err, other_err) if other == truth else (other_err, err)
+    why = short_reason(str(p_err), pred)
+    why_truth = short_reason(str(t_err), truth)
+    alike = why_truth.replace(str(truth), str(pred)) == why
+    said = " too" if alike else f": {why_truth}"
+    return DataError(f"{why}; its ground truth {truth}{said}", pred)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from sam2elnet.engine.eval_quality import add_quality, quality_filter, quality_r
 from sam2elnet.engine.eval_result import EvaluationResult, ImageResult, aggregate, hd95_note
 from sam2elnet.engine.eval_stream import (
     KeptTruths,
+    both_unusable,
     pair_counts,
     read_binary_mask,
 )
@@ -304,9 +305,10 @@ def evaluate_folders(
                     road_buffer_px=buffer if roads else None,
                     resample=resample, vector=vector, truth_read=kept.take(truths[key]),
                 )  # fmt: skip
-            except DataError as err:  # names the file that cannot be used
+            except DataError as caught:  # names the file that cannot be used (or both)
+                err = both_unusable(caught, preds[key], truths[key], positive_values)
                 if len(keys) == 1:  # one pair: its own error, not a batch summary
-                    raise
+                    raise err from None
                 skips.add(err.path or preds[key], err)
                 bar.update(1)
                 continue

@@ -326,12 +326,13 @@ def _export_labels(
             unit="label" if counted is None else "chip",
             review=sent,
         )
+        record = None
         if sent is not None:  # which images went out: elnet import --from cvat / coco
-            write_review_set(out, sent, fmt, model_record)
+            record = write_review_set(out, sent, fmt, model_record)
         n_chips = counted.n if counted is not None else 0
         return ExportResult(
             out, fmt, len(files), n_annotations, n_chips, notes, skips,
-            write_skipped(out, screened.skips, fmt),
+            write_skipped(out, screened.skips, fmt), review_record=record,
         )  # fmt: skip
     n_chips = sum(1 for _ in chip_items) if chip_items is not None else 0
     if category is None:  # the 'category' attribute: the COCO export's name
@@ -369,12 +370,13 @@ def _export_labels(
         layers_checked=True,  # export_labels ran check_tile_layers and warned
         centre_lines=lines,
         georefs=screened.georefs,  # read by screen_labels: no label opened twice
+        skipped=len(skips),  # counted in the polygonise bar and its closing line
     )
     # which images went out (elnet import --from vector), and the model that made them
-    write_review_set(out, review, fmt, model_record)
+    record = write_review_set(out, review, fmt, model_record)
     res = ExportResult(
         out, fmt, len(files), n_features, n_chips, notes, skips,
-        write_skipped(out, screened.skips, fmt),
+        write_skipped(out, screened.skips, fmt), review_record=record,
     )  # fmt: skip
     if lines is not None:
         res.lines_out = centre_lines_path(out, fmt)

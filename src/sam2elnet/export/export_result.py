@@ -33,6 +33,9 @@ class ExportResult:
     #: ``--review-count`` / ``--max-quality``: how many labels of how many went out
     #: (:meth:`~sam2elnet.export.review_pick.ReviewPick.line`); None: every label
     selection: str | None = None
+    #: the export's review record (:func:`~sam2elnet.export.review_set.write_review_set`,
+    #: what ``elnet import`` reads back); None: none written (COCO of chips)
+    review_record: Path | None = None
 
     def summary(self) -> str:
         """One line: what was written and, when only some labels went out, the review
@@ -60,10 +63,14 @@ def skipped_list(out: str | Path, fmt: str | None = None) -> OutputSkipList:
     by the format: ``<out stem>_<format>_skipped.csv`` (``w_gpkg_skipped.csv``,
     ``w_geojson_skipped.csv``, ``w_shp_skipped.csv``, ``coco_coco_skipped.csv``,
     ``tasks_label-studio_skipped.csv``), so exports of one stem in one folder (``w.gpkg`` and
-    ``w.geojson``) and ``elnet evaluate --csv w.csv`` keep a list each. Never raises."""
-    from sam2elnet.export.layer_files import sidecar_format
+    ``w.geojson``) and ``elnet evaluate --csv w.csv`` keep a list each; every export format is
+    of its kin (an old ``w_gpkg_skipped.csv`` is not removed by an export to ``w_gpkg.geojson``:
+    it is ``w.gpkg``'s list). Never raises."""
+    from sam2elnet.export.layer_files import sidecar_format, suffix_formats
+    from sam2elnet.option_values import EXPORT_FORMATS
 
-    return OutputSkipList(Path(out), sidecar_format(out, fmt), "label")
+    kin = frozenset([*EXPORT_FORMATS, *suffix_formats().values()])
+    return OutputSkipList(Path(out), sidecar_format(out, fmt), "label", kin)
 
 
 def skipped_list_path(out: str | Path, fmt: str | None = None) -> Path:

@@ -98,6 +98,7 @@ def write_polygons(
     layers_checked: bool = False,
     centre_lines: CentreLineLayer | None = None,
     georefs: dict[Path, tuple[bool, Any]] | None = None,
+    skipped: int = 0,
 ) -> int:
     """Polygonise label rasters into one GeoJSON / GeoPackage / Shapefile layer (written atomically).
 
@@ -170,6 +171,9 @@ def write_polygons(
         georefs: label -> (georeferenced, CRS) as
             :func:`~sam2elnet.export.label_screen.screen_labels` read it; None: each label is
             opened once more to read it before any polygon is made.
+        skipped: labels of the export skipped before these (unreadable, ...): counted in the
+            progress bar's total and its closing line, ``polygonise: 3/3 label in ..., skipped
+            1`` (:func:`~sam2elnet.utils.progress.track`).
 
     Returns:
         The number of polygons written.
@@ -212,7 +216,7 @@ def write_polygons(
     geoms: list[Any] = []
     rows: list[dict[str, Any]] = []
     with writer:
-        for f in track(files, "polygonise", "label", progress):
+        for f in track(files, "polygonise", "label", progress, skipped=skipped):
             lab = LabelRaster(f, positive_values)
             try:
                 if not lab.georef and pixel_coords == "qgis":

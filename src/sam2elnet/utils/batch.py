@@ -329,11 +329,16 @@ class OutputSkipList:
     (:meth:`write`, :meth:`drop`) also removes such an older list of the same kind (its header
     starts with ``what`` and ends with ``reason``), which the run replaces: a fresh output
     never sits beside an old list that says items were skipped. One of another kind (an
-    evaluation's beside an export) is left to its own command."""
+    evaluation's beside an export) is left to its own command, and so is an old name that is
+    also the list of another output now (:meth:`old_path_is_taken`: ``w_gpkg.geojson``'s old
+    ``w_gpkg_skipped.csv`` is ``w.gpkg``'s list)."""
 
     out: Path
     tag: str
     what: str
+    kin: frozenset[str] = frozenset()
+    """The tags of the other lists of this kind (:attr:`what`) that outputs beside this one
+    may have (an export's: every export format); :attr:`tag` counts too."""
 
     @property
     def path(self) -> Path:
@@ -344,6 +349,16 @@ class OutputSkipList:
     def old_path(self) -> Path:
         """``<out stem>_skipped.csv``: the name these lists had before :attr:`path`."""
         return self.out.with_name(f"{self.out.stem}{SKIP_LIST_ENDING}")
+
+    def old_path_is_taken(self) -> bool:
+        """:attr:`old_path` (``<out stem>_skipped.csv``) is also the name of the list of another
+        output of this kind: the stem ends in ``_<tag>`` for :attr:`tag` or a tag of
+        :attr:`kin` (``w_gpkg.geojson``: ``w_gpkg_skipped.csv``, the list of ``w.gpkg``;
+        ``evaluate --csv w_evaluate.csv``: ``w_evaluate_skipped.csv``, that of ``--csv w.csv``).
+        Whose list a file of that name is cannot be told, so it is never removed as an old
+        one."""
+        stem = self.out.stem
+        return any(len(stem) > len(t) + 1 and stem.endswith(f"_{t}") for t in self.kin | {self.tag})
 
     def write(self, skips: SkipLog) -> Path | None:
         """:meth:`SkipLog.write_csv` to :attr:`path` (its path; None: nothing skipped, an earlier
@@ -360,8 +375,12 @@ class OutputSkipList:
 
     def drop_old(self) -> Path | None:
         """Remove :attr:`old_path` when it is a list of this kind (first column :attr:`what`,
-        last ``reason``) and return it; anything else there (another command's list, a file of
-        the user's, nothing) is left and None returned. Never raises."""
+        last ``reason``) and no other output's list may have its name
+        (:meth:`old_path_is_taken`), and return it; anything else there (another command's or
+        another output's list, a file of the user's, nothing) is left and None returned. Never
+        raises."""
+        if self.old_path_is_taken():
+            return None
         old = self.old_path
         try:
             with old.open(newline="", encoding="utf-8") as fh:

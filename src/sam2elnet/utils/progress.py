@@ -180,12 +180,23 @@ def progress_bar(
 
 
 def track(
-    iterable: Any, desc: str, unit: str = "it", enabled: bool = True, total: int | None = None
+    iterable: Any,
+    desc: str,
+    unit: str = "it",
+    enabled: bool = True,
+    total: int | None = None,
+    skipped: int = 0,
 ) -> Any:
-    """Iterate with :func:`progress_bar` (a bar, or lines with ``--no-progress``)."""
+    """Iterate with :func:`progress_bar` (a bar, or lines with ``--no-progress``). ``skipped``:
+    items of the batch skipped before it (an export's unreadable labels), counted in the total
+    as done and, when any, said last as the other batches say it (``polygonise: 3/3 label in
+    0.1 s (30.00 label/s), skipped 1``)."""
     items = list(iterable) if total is None and not hasattr(iterable, "__len__") else iterable
     n = total if total is not None else len(items)
-    bar = progress_bar(n, desc, unit, enabled, leave=False)
+    bar = progress_bar(n + skipped, desc, unit, enabled, leave=False)
+    if skipped:
+        bar.set_postfix(skipped=skipped, refresh=False)
+        bar.update(skipped)
     try:
         for item in items:
             yield item
