@@ -6,7 +6,8 @@ would so give an all-background coarse label, and the image would be enhanced fr
 :func:`footprint_share` measures the covered share cheaply, :func:`no_overlap_error` is the
 refusal of a label covering none of its image and :func:`partial_cover_note` the warning of one
 covering part of it; :func:`footprint_missed` is the one rule of a label that misses its image
-(refused, or, one raster for several images, an empty label with the shared file's warning).
+(refused, or, one raster for several images, an empty label with the shared file's warning;
+no label at all for a whole ``enhance`` image, :class:`FootprintMissed`).
 Used by ``elnet scene`` / large ``enhance`` images
 (:class:`sam2elnet.engine.scene_coarse.CoarseSource`) and whole ``enhance`` images
 (:func:`sam2elnet.data.masks.read_mask_on_grid`, with the exact count of its placement).
@@ -28,6 +29,7 @@ __all__ = [
     "COARSE",
     "COVERAGE_SIDE",
     "FULL_COVER",
+    "FootprintMissed",
     "PARTIAL_COVER_KIND",
     "check_shared_georef",
     "footprint_missed",
@@ -186,6 +188,7 @@ def footprint_missed(
     label: str = COARSE,
     shared: bool = False,
     quiet: bool = False,
+    annotated: bool = False,
 ) -> None:
     """The one rule for a raster label on another grid whose footprint misses its image
     (whole ``enhance`` images, :func:`~sam2elnet.data.masks.read_mask_on_grid`; scenes and
@@ -196,15 +199,39 @@ def footprint_missed(
     region.tif`` with a folder of scenes, ``enhance --labels region.tif`` with a folder of
     images) is a regional label, not this image's own: the caller gives the image an empty
     label, and :func:`~sam2elnet.data.vector_shared.warn_no_features` says so once per run
-    (unless ``quiet``), as for one vector file for several images.
+    (unless ``quiet``), as for one vector file for several images. With ``annotated`` (a whole
+    ``enhance`` image) the image gets no coarse label at all: the warning says it is predicted
+    as ``elnet annotate`` predicts it, and :class:`FootprintMissed` tells the caller
+    (``engine.folder_chunk``), which predicts it so.
 
     Raises:
         DataError: not ``shared`` (:func:`no_overlap_error`, with ``what`` and ``label``).
+        FootprintMissed: ``shared`` and ``annotated``, after the warning (not an error).
     """
     if not shared:
         raise no_overlap_error(path, like, grid, what, label)
     if not quiet:
-        warn_no_features(like, path, by_name=False, raster=True)
+        warn_no_features(like, path, by_name=False, raster=True, annotated=annotated)
+    if annotated:
+        raise FootprintMissed(path, like)
+
+
+class FootprintMissed(Exception):  # a signal, not an error: no user sees it
+    """Raised by :func:`footprint_missed` with ``annotated`` (through
+    :func:`~sam2elnet.data.masks.read_mask_on_grid`): one raster label for several images
+    misses this one, which gets no coarse label, not an empty one; it is predicted as ``elnet
+    annotate`` predicts it (no coarse input, so ``quality.csv``'s ``has_coarse`` is 0 and its
+    score an annotation's), where an all-background coarse label would tell the model, and
+    the quality evaluator, that a person drew no object there. Not a
+    :class:`~sam2elnet.errors.DataError`: the image is not skipped.
+
+    Args:
+        path: the label; ``like``: the image.
+    """
+
+    def __init__(self, path: str | Path, like: str | Path) -> None:
+        super().__init__(f"{path} does not overlap {like}")
+        self.path, self.like = path, like
 
 
 def check_shared_georef(

@@ -397,6 +397,7 @@ def read_mask_on_grid(
     *,
     label: str = "label",
     shared: bool = False,
+    annotated: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a raster label onto the pixel grid of image ``like``.
 
@@ -431,10 +432,10 @@ def read_mask_on_grid(
             (``"label raster does not overlap the image ..."``; ``"coarse label"``: enhance).
         shared: ``path`` is one raster label for several images (a
             :class:`~sam2elnet.data.vector_shared.SharedRaster`): an image its footprint misses
-            is no error but an empty label (every pixel background and not valid), said once
-            per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`); an image or label
-            without georeference is refused
-            (:func:`~sam2elnet.data.grid_cover.check_shared_georef`).
+            is an empty label (all background, not valid), said once per run
+            (:func:`~sam2elnet.data.vector_shared.warn_no_features`), or with ``annotated`` none
+            (:class:`~sam2elnet.data.grid_cover.FootprintMissed`); an image or label without
+            georeference is refused (:func:`~sam2elnet.data.grid_cover.check_shared_georef`).
 
     Returns:
         ``(object, valid)``: bool (H, W) on ``like``'s grid; ``valid`` None when every pixel is
@@ -463,7 +464,7 @@ def read_mask_on_grid(
             placed = place_on_grid(mask, valid, grid, p, image)
         mask, valid, outside = placed
         if outside >= mask.size:  # refused, or (shared) an empty label, said once per run
-            footprint_missed(p, image, grid, label=label, shared=shared)
+            footprint_missed(p, image, grid, label=label, shared=shared, annotated=annotated)
             return mask, valid
         log.info("%s placed on the image grid by map position (%s)", p.name, grid.describe())
         if (share := 1 - outside / mask.size) < FULL_COVER:

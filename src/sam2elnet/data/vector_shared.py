@@ -123,7 +123,9 @@ class SharedRaster:
     ``Path(...)`` give ``path``); picklable. A scene whose footprint it misses is predicted from
     an empty coarse label with the one warning per run of a shared file
     (:func:`warn_no_features`), as with a :class:`SharedVector`, instead of being refused
-    (:func:`~sam2elnet.data.grid_cover.no_overlap_error`, the rule for one scene's own label)."""
+    (:func:`~sam2elnet.data.grid_cover.no_overlap_error`, the rule for one scene's own label);
+    a whole ``enhance`` image it misses is predicted without a coarse label, as ``annotate``
+    predicts it (:class:`~sam2elnet.data.grid_cover.FootprintMissed`)."""
 
     path: Path
 
@@ -290,7 +292,11 @@ SHARED_EMPTY_KIND = "images that the one coarse-label file does not touch"
 
 
 def warn_no_features(
-    image: str | Path, vector_path: str | Path, by_name: bool | None = None, raster: bool = False
+    image: str | Path,
+    vector_path: str | Path,
+    by_name: bool | None = None,
+    raster: bool = False,
+    annotated: bool = False,
 ) -> None:
     """Say, once per run (the others counted), that ``image`` got an empty coarse label because
     no feature of ``vector_path``, one label file for several images (``enhance --labels
@@ -304,15 +310,18 @@ def warn_no_features(
     :func:`~sam2elnet.utils.run_warnings.repeated_notes`).
 
     Such an image is enhanced from the empty label (a whole image's label then stays empty
-    unless ``--new-objects keep``), as ``elnet evaluate`` scores a prediction outside a shared truth file against an
-    empty truth; before, it was skipped with "none of the label features overlaps the image;
+    unless ``--new-objects keep``; a whole image a shared raster misses: ``annotated``, below),
+    as ``elnet evaluate`` scores a prediction outside a shared truth file against an empty truth; before, it was skipped with "none of the label features overlaps the image;
     check the label CRS", which blamed the CRS for an image nobody drew on (a raster: "does not
     overlap the scene at all"). An image without
     georeference takes the features whose ``source`` / ``label`` names it
     (:func:`~sam2elnet.data.vector.rasterize_vector`): there no CRS is involved, and the
     warning says to check those names instead. ``by_name``: whether that is the case (None:
     ``image`` is an image file, worked out from it; a scene is never placed by name; never
-    with ``raster``).
+    with ``raster``). ``annotated`` (with ``raster``: a whole ``enhance`` image, whose coarse
+    label is then absent, not empty, :class:`~sam2elnet.data.grid_cover.FootprintMissed`): the
+    warning says the image is predicted without a coarse label, as ``elnet annotate`` predicts
+    it.
     """
     if raster:
         what = f"{vector_path} (one label file for all images) does not overlap this image"
@@ -327,11 +336,15 @@ def warn_no_features(
     else:
         what = f"no feature of {vector_path} (one label file for all images) lies on this image"
         check = "the label CRS"
+    then = (
+        "predicted without a coarse label (as elnet annotate predicts it)"
+        if raster and annotated
+        else "enhanced from an empty coarse label (nothing drawn there)"
+    )
     warn_once(
         log,
         SHARED_EMPTY_KIND,
-        f"{image}: {what}, so it is enhanced from an empty coarse label (nothing drawn there); "
-        f"if the file should cover it, check {check}",
+        f"{image}: {what}, so it is {then}; if the file should cover it, check {check}",
         item=Path(image).name,
     )
 

@@ -250,13 +250,16 @@ def warp_outputs(spec: ChunkSpec, paths: Sequence[Path]) -> None:
                 log.info(info.note())
 
 
-def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.ndarray:
+def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.ndarray | None:
     """The coarse label of image ``f`` on its pixel grid, float32 (H, W) in {0, 1}; a vector
     file already read (:class:`~sam2elnet.data.vector_shared.SharedVector`) is not read again.
-    Such a file, or one raster for several images
-    (:class:`~sam2elnet.data.vector_shared.SharedRaster`), serves several images: an image it
-    does not touch gets an empty coarse label and one warning per run
-    (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an error."""
+    Such a file serves several images: an image it does not touch gets an empty coarse label
+    and one warning per run (:func:`~sam2elnet.data.vector_shared.warn_no_features`), not an
+    error. One raster for several images (:class:`~sam2elnet.data.vector_shared.SharedRaster`)
+    whose footprint misses the image gives None, with that warning: the image has no coarse
+    label and is predicted as annotate predicts it
+    (:class:`~sam2elnet.data.grid_cover.FootprintMissed`)."""
+    from sam2elnet.data.grid_cover import FootprintMissed
     from sam2elnet.data.masks import read_mask_on_grid
     from sam2elnet.data.vector import is_vector_path, rasterize_vector
 
@@ -272,9 +275,13 @@ def _read_coarse(spec: ChunkSpec, f: Path, img: Any, label: CoarseFile) -> np.nd
             if not coarse.any():
                 warn_no_features(f, label)
     else:
-        coarse = read_mask_on_grid(
-            label, img, spec.positive_values, label="coarse label", shared=is_shared(label)
-        )[0]
+        try:
+            coarse = read_mask_on_grid(
+                label, img, spec.positive_values, label="coarse label", shared=is_shared(label),
+                annotated=True,
+            )[0]  # fmt: skip
+        except FootprintMissed:  # a shared raster missing the image: no coarse label, not empty
+            return None
     return coarse.astype(np.float32)
 
 

@@ -223,8 +223,12 @@ def enhance_folder(
     map position when both are georeferenced) and decoded with ``positive_values`` if given.
     One georeferenced raster for all images (``labels`` a GeoTIFF, a regional label:
     :class:`~sam2elnet.data.vector_shared.SharedRaster`) follows the rule of one vector file:
-    an image its footprint misses is enhanced from an empty coarse label with one warning per
-    run (:func:`~sam2elnet.data.grid_cover.footprint_missed`), not skipped; an image without
+    an image its footprint misses is not skipped but, with one warning per run
+    (:func:`~sam2elnet.data.grid_cover.footprint_missed`), predicted without a coarse label as
+    :func:`annotate_folder` predicts it (its ``quality.csv`` row: ``has_coarse`` 0,
+    ``coarse_agreement`` 0, no ``coarse`` or change columns;
+    :class:`~sam2elnet.data.grid_cover.FootprintMissed`), or, on the window path, from an empty
+    coarse label; an image without
     georeference is skipped with the reason (none georeferenced: one UserError).
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
     :func:`annotate_folder`, and ``executor_factory`` spreads the work as there. ``warp_to`` /
@@ -318,7 +322,7 @@ def enhance_folder(
                 unplaced.append(f"{sv.path}: {lost}")
             warn_no_width(sv, line_width)  # lines 1 px wide: said once for the file
     # one raster for many images (--labels region.tif): a regional label, placed by map
-    # position; an image its footprint misses is enhanced from an empty label, as above
+    # position; an image its footprint misses is predicted without a coarse label (annotate)
     if labels is not None and (sr := share_raster(labels, files)) is not None:
         check_raster_placeable(sr, files)  # no image georeferenced: one error now
         shared[sr.path] = sr  # type: ignore[assignment]

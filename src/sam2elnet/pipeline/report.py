@@ -13,7 +13,8 @@ builds the reports of ``annotate`` / ``enhance`` runs and of ``evaluate``; the p
 
 What the page holds (see docs/evaluation.md, "Reading the report"):
 
-* warnings (degenerate downstream models, no filter ran) and notes;
+* warnings (degenerate downstream models, no filter ran, an enhance run's coarse labels that
+  miss or only partly cover their images) and notes;
 * the summary and metric tables with readable names, and a glossary of every key shown;
 * plots: quality histogram, predicted-vs-true scatter (false alarms on empty truth marked),
   precision/recall of the quality filter vs its threshold, and the caller's figures;
@@ -33,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sam2elnet.data.grid_cover import PARTIAL_COVER_KIND
 from sam2elnet.data.naming import IMAGE_TAGS, MASK_SUFFIXES, mask_key
 from sam2elnet.data.runfolder import (
     EVALUATION_TITLE,
@@ -44,6 +46,7 @@ from sam2elnet.data.runfolder import (
     read_quality_table,
     read_summary,
 )
+from sam2elnet.data.vector_shared import SHARED_EMPTY_KIND
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import option_default
 from sam2elnet.options import EvaluateOptions
@@ -55,6 +58,7 @@ from sam2elnet.pipeline.report_rows import object_counts
 from sam2elnet.pipeline.report_tables import as_float
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.atomic import write_text_atomic
+from sam2elnet.utils.run_warnings import repeated_notes
 
 __all__ = [
     "ReportItem",
@@ -263,7 +267,8 @@ def write_run_report(
         metrics = {k: v for k, v in summary.items() if not isinstance(v, (list, tuple, Mapping))}
     label_kind = kind or (summary or {}).get("task") or "run"
     filtered = quality_threshold is not None or any(i.kept is False for i in items)
-    tables, warnings = _run_skipped_table(run, len(items))
+    tables, skipped_warnings = _run_skipped_table(run, len(items))
+    warnings = [*_coverage_warnings(summary), *skipped_warnings]
     return write_report(
         path if path is not None else run / REPORT_HTML,
         items,
@@ -281,6 +286,34 @@ def write_run_report(
         coarse_images=(summary or {}).get("coarse_images"),
         **_filter_facts(summary),
     )
+
+
+_COVERAGE_KINDS: tuple[str, ...] = (SHARED_EMPTY_KIND, PARTIAL_COVER_KIND)
+"""The run warnings (:func:`~sam2elnet.utils.run_warnings.warn_once` kinds) of coarse labels that
+miss an image (one file for all images: :func:`~sam2elnet.data.vector_shared.warn_no_features`)
+or cover only part of it (:func:`~sam2elnet.data.grid_cover.partial_cover_note`): a card's area
+outside the label is no object the label drew, so the run report shows them."""
+
+
+def _coverage_warnings(summary: Mapping[str, Any] | None) -> list[str]:
+    """The coverage warnings of an ``annotate`` / ``enhance`` run, for its report's alerts.
+
+    Args:
+        summary: the run's ``summary.json`` (or the job's summary), whose ``warnings`` entry is
+            :meth:`~sam2elnet.utils.run_warnings.RunWarnings.record`: ``{"warning": kind,
+            "count": n, "first": text, ["sample": names]}`` per kind.
+
+    Returns:
+        Per kind of :data:`_COVERAGE_KINDS` the run met, in the run's order: the warning it
+        printed and, for a kind met more than once, its closing note (``the warning above (...)
+        applied to 3 images in all (a.tif, c.tif, d.tif); only the first was shown``); ``[]``
+        without such warnings (or a summary without ``warnings``).
+    """
+    out: list[str] = []
+    for rec in (summary or {}).get("warnings") or ():
+        if isinstance(rec, Mapping) and rec.get("warning") in _COVERAGE_KINDS and rec.get("first"):
+            out += [str(rec["first"]), *repeated_notes([dict(rec)], "image")]
+    return out
 
 
 def _run_skipped_table(run: Path, n_done: int) -> tuple[dict[str, Any], list[str]]:
