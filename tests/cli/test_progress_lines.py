@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
@@ -256,3 +257,177 @@ def test_evaluate_draws_a_bar_on_a_terminal_and_lines_into_a_log(tmp_path, capsy
     cap = capsys.readouterr()
     assert "evaluate: 100%" in cap.err and "2/2 [" in cap.err, cap.err
     assert not any(ln.startswith("evaluate: 2/2 img in ") for ln in cap.out.splitlines())
+
+
+def _closing(out: str, desc: str) -> list[str]:
+    """The lines of stage ``desc`` (``coco: ...``) in ``out``."""
+    return [ln for ln in out.splitlines() if ln.startswith(f"{desc}: ")]
+
+
+def _one_label_unreadable(tmp_path) -> tuple[str, str]:
+    """3 PNG labels (l0..l2) with their images; l2 truncated. (labels, images) folders."""
+    lab = np.zeros((40, 40), np.uint8)
+    lab[5:20, 5:20] = 255
+    img = np.random.default_rng(0).integers(0, 255, (40, 40, 3), np.uint8)
+    for i in range(3):
+        write_png(tmp_path / "labels" / f"l{i}.png", lab)
+        write_png(tmp_path / "images" / f"l{i}.png", img)
+    bad = tmp_path / "labels" / "l2.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated: skipped by the export's screen
+    return str(tmp_path / "labels"), str(tmp_path / "images")
+
+
+def _skipped_1(desc: str, unit: str, n: int = 3) -> str:
+    return rf"{re.escape(desc)}: {n}/{n} {unit} in [\d.]+ s \([\d.]+ {unit}/s\), skipped 1"
+
+
+def test_coco_export_progress_counts_the_skipped_labels(tmp_path, capsys, monkeypatch):
+    """Was: a COCO export (for CVAT) of 3 labels of which one is truncated closed with
+    ``coco: 2/2 label in ...`` and its bar ran to 2/2. Now both count every label and say the
+    skipped one, as ``polygonise`` does: ``coco: 3/3 label in ..., skipped 1``."""
+    from sam2elnet.cli import main
+
+    labels, _ = _one_label_unreadable(tmp_path)
+    args = ["export", "--labels", labels, "--out", str(tmp_path / "c.json"), "--format", "coco"]
+    assert main([*args, "--no-progress"]) == 0
+    lines = _closing(capsys.readouterr().out, "coco")
+    assert len(lines) == 1 and re.fullmatch(_skipped_1("coco", "label"), lines[0]), lines
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the bar: out of every label
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "coco: " in err and "/3 [" in err and "/2 [" not in err, err
+
+
+def test_label_studio_export_progress_counts_the_skipped_labels(tmp_path, capsys):
+    """Was: ``label-studio: 2/2 label in ...`` for 3 labels of which one is truncated. Now
+    ``label-studio: 3/3 label in ..., skipped 1``; none skipped, nothing added."""
+    from sam2elnet.cli import main
+
+    labels, images = _one_label_unreadable(tmp_path)
+    args = ["export", "--labels", labels, "--format", "label-studio", "--images", images,
+            "--no-progress"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "ls" / "tasks.json")]) == 0
+    lines = _closing(capsys.readouterr().out, "label-studio")
+    assert len(lines) == 1 and re.fullmatch(_skipped_1("label-studio", "label"), lines[0]), lines
+    (tmp_path / "labels" / "l2.png").unlink()
+    assert main([*args, "--out", str(tmp_path / "ls2" / "tasks.json")]) == 0
+    lines = _closing(capsys.readouterr().out, "label-studio")
+    assert re.fullmatch(r"label-studio: 2/2 label in [\d.]+ s \([\d.]+ label/s\)", lines[0])
+
+
+def test_chips_progress_counts_the_skipped_labels(tmp_path, capsys):
+    """Was: ``export --chips`` closed its chips stage with ``chips: 2/2 label in ...`` for 3
+    labels of which one is truncated. Now ``chips: 3/3 label in ..., skipped 1`` (a COCO file
+    of chips counts chips, ``coco: 2 chip in ...``, not the skipped labels)."""
+    from sam2elnet.cli import main
+
+    labels, images = _one_label_unreadable(tmp_path)
+    rc = main(["export", "--labels", labels, "--out", str(tmp_path / "p.gpkg"), "--chips",
+               str(tmp_path / "chips"), "--images", images, "--no-progress"])  # fmt: skip
+    lines = _closing(capsys.readouterr().out, "chips")
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1("chips", "label"), lines[0]), lines
+
+
+def test_label_studio_import_progress_says_the_skipped_tasks(tmp_path, capsys):
+    """Was: ``import: 3/3 task in ...`` for 3 tasks of which one was not reviewed (skipped,
+    one note). Now the line says it, as annotate's does: ``import: 3/3 task in ..., skipped
+    1``."""
+    import json
+
+    from sam2elnet.cli import main
+
+    unreviewed = {"data": {"image": "/data/local-files/?d=c.png"}, "annotations": []}
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps([_ls_task("a"), _ls_task("b"), unreviewed]))
+    rc = main(["import", str(ls), "--from", "label-studio", "--out", str(tmp_path / "m"),
+               "--no-progress"])  # fmt: skip
+    lines = _closing(capsys.readouterr().out, "import")
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1("import", "task"), lines[0]), lines
+
+
+def test_coco_import_progress_says_the_skipped_images(tmp_path, capsys):
+    """``elnet import --from coco`` / ``cvat`` (one writer, ``export.mask_folder.write_masks``):
+    an image whose annotation cannot be read is skipped (a note); was ``import: 3/3 img in
+    ...``, now ``import: 3/3 img in ..., skipped 1``."""
+    import json
+
+    from sam2elnet.cli import main
+
+    _labels(tmp_path / "labels", 2)
+    coco = tmp_path / "c.json"
+    assert main(["export", "--labels", str(tmp_path / "labels"), "--out", str(coco),
+                 "--format", "coco", "--no-progress"]) == 0  # fmt: skip
+    data = json.loads(coco.read_text())
+    data["images"].append({"id": 9, "file_name": "l9.png", "width": 40, "height": 40})
+    bad_rle = {"size": [3, 3], "counts": "x"}  # not the image's size: unreadable
+    data["annotations"].append({"id": 99, "image_id": 9, "category_id": 1, "iscrowd": 0,
+                                "segmentation": bad_rle, "area": 1, "bbox": [0, 0, 1, 1]})  # fmt: skip
+    coco.write_text(json.dumps(data))
+    capsys.readouterr()
+    rc = main(["import", str(coco), "--from", "coco", "--out", str(tmp_path / "m"),
+               "--no-progress"])  # fmt: skip
+    lines = _closing(capsys.readouterr().out, "import")
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1("import", "img"), lines[0]), lines
+
+
+def test_vector_import_progress_says_the_skipped_images(tmp_path, capsys):
+    """``elnet import --from vector``: an image of --images that cannot be read (truncated) is
+    skipped (a note); was ``import: 2/2 img in ...``, now ``..., skipped 1``."""
+    from sam2elnet.cli import main
+
+    labels, images = _one_label_unreadable(tmp_path)
+    (tmp_path / "labels" / "l2.png").unlink()
+    gpkg = tmp_path / "p.gpkg"
+    assert main(["export", "--labels", labels, "--out", str(gpkg), "--no-progress"]) == 0
+    bad = tmp_path / "images" / "l1.png"
+    bad.write_bytes(bad.read_bytes()[:60])
+    capsys.readouterr()
+    rc = main(["import", str(gpkg), "--from", "vector", "--images", images, "--out",
+               str(tmp_path / "m"), "--no-progress"])  # fmt: skip
+    lines = _closing(capsys.readouterr().out, "import")
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1("import", "img", 2), lines[0]), lines
+
+
+def _masks_and_images(tmp_path) -> None:
+    """images/a{i}.png and masks/a{i}.png (i 0..2): a dark square on a bright ground."""
+    truth = np.zeros((40, 40), bool)
+    truth[8:30, 10:28] = True
+    for i in range(3):
+        write_png(tmp_path / "images" / f"a{i}.png", np.where(truth, 40, 200).astype(np.uint8))
+        write_png(tmp_path / "masks" / f"a{i}.png", truth.astype(np.uint8) * 255)
+
+
+def test_degrade_progress_says_the_skipped_masks(tmp_path, capsys):
+    """``elnet degrade``: a truncated mask is skipped (listed); was ``degrade: 3/3 mask in
+    ...``, now ``degrade: 3/3 mask in ..., skipped 1``."""
+    from sam2elnet.cli import main
+
+    _masks_and_images(tmp_path)
+    bad = tmp_path / "masks" / "a2.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    rc = main(["degrade", "--masks", str(tmp_path / "masks"), "--out", str(tmp_path / "c"),
+               "--profile", "freehand", "--no-progress"])  # fmt: skip
+    lines = _closing(capsys.readouterr().out, "degrade")
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1("degrade", "mask"), lines[0]), lines
+
+
+def test_refine_progress_counts_the_skipped_images(tmp_path, capsys):
+    """``elnet refine``: an image that cannot be read is skipped before the refinement (the
+    normalisation fit leaves it out); was ``refine (morphological): 2/2 img in ...``, now
+    ``refine (morphological): 3/3 img in ..., skipped 1``."""
+    from sam2elnet.cli import main
+
+    _masks_and_images(tmp_path)
+    bad = tmp_path / "images" / "a1.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    rc = main(["refine", "--method", "morphological", "--images", str(tmp_path / "images"),
+               "--coarse", str(tmp_path / "masks"), "--out", str(tmp_path / "r"),
+               "--no-progress"])  # fmt: skip
+    lines = _closing(capsys.readouterr().out, "refine (morphological)")
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1("refine (morphological)", "img"), lines[0]), lines

@@ -431,7 +431,7 @@ def degrade_folder(
     skips = SkipLog("mask")
     created = not dst.exists()  # before the lock makes it: a user's empty folder stays
     with output_lock(dst):
-        for f in track(files, "degrade", "mask", progress):
+        for f in track(files, "degrade", "mask", progress, skipped=skips):
             try:
                 m, valid = read_mask_valid(f, positive_values=positive_values)
             except DataError as err:  # one batch policy: skip the file, list it, go on

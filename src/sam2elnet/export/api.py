@@ -288,6 +288,7 @@ def _export_labels(
             chip_size=chip_size,
             progress=progress,
             positive_values=positive_values,
+            skipped=len(skips),  # counted in the chips bar and its closing line
         )
 
     if fmt == "coco":
@@ -325,6 +326,7 @@ def _export_labels(
             total=None if counted is not None else len(files),  # chips: not known ahead
             unit="label" if counted is None else "chip",
             review=sent,
+            skipped=0 if counted is not None else len(skips),  # chips: the chips bar's
         )
         record = None
         if sent is not None:  # which images went out: elnet import --from cvat / coco

@@ -74,11 +74,14 @@ def iter_chips(
     chip_size: int = option_default(ExportOptions, "chip_size"),
     progress: bool = True,
     positive_values: tuple[float, ...] | None = None,
+    skipped: int = 0,
 ) -> Iterator[CocoItem]:
     """Write chips lazily: each iteration writes one image/mask pair and yields its CocoItem.
 
     Lazy so a COCO file can describe the chips without holding every mask in memory; exhaust the
-    iterator to write them all.
+    iterator to write them all. ``skipped``: labels of the export skipped before these
+    (unreadable, ...): counted in the ``chips`` progress bar's total and its closing line
+    (``chips: 3/3 label in ..., skipped 1``).
 
     Raises:
         DataError: ``chip_size`` under 16 px, no source image for a label (give ``images``),
@@ -94,7 +97,7 @@ def iter_chips(
         raise DataError(f"chip size must be at least 16 px, got {chip_size}", out_dir)
 
     def gen() -> Iterator[CocoItem]:
-        for f in track(list(labels), "chips", "label", progress):
+        for f in track(list(labels), "chips", "label", progress, skipped=skipped):
             lab = LabelRaster(f, positive_values)
             src_img = find_image(f, images, lab.source if lab.source != f.name else None)
             if src_img is None:

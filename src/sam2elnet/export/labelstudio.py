@@ -340,7 +340,9 @@ def export_label_studio(
         notes.append("no quality.csv: tasks carry no prediction score and keep file order")
 
     entries = []
-    for f in track(files, "label-studio", "label", progress):
+    # the skipped labels counted in the bar and said in its closing line (label-studio: 3/3
+    # label in ..., skipped 1), as every export's
+    for f in track(files, "label-studio", "label", progress, skipped=len(screened.skips.items)):
         lab = LabelRaster(f, positive_values)
         try:
             mask = lab.read_mask()

@@ -448,7 +448,7 @@ def _import_tasks(
     skipped: list[tuple[str, str]] = []
     seen: set[str] = set()
     found = False
-    for task in track(tasks, "import", "task", progress):
+    for task in track(tasks, "import", "task", progress, skipped=skipped):
         stem, src = task_image(task, ipath, root, len(tasks))
         found = found or src is not None
         ann = _latest_annotation(task)

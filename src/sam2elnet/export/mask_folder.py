@@ -220,7 +220,9 @@ def write_masks(
 
     written: list[Path] = []
     skipped: list[tuple[str, str]] = []
-    for e, src in track(list(zip(entries, sources, strict=True)), "import", "img", progress):
+    for e, src in track(
+        list(zip(entries, sources, strict=True)), "import", "img", progress, skipped=skipped
+    ):
         size = e.size
         grid = None if size is None else MaskGrid(size, None, None)  # no image: a PNG mask
         image = src if local is contextlib.nullcontext else None  # a zip's copy is temporary

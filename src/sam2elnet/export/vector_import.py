@@ -357,7 +357,7 @@ def _burn(
     skipped: list[tuple[str, str]] = []
     n_empty = n_uncovered = 0
     placing: dict[str, None] = {}  # the reader's notes, each once (not once per image)
-    for f in track(files, "import", "img", progress):
+    for f in track(files, "import", "img", progress, skipped=skipped):
         try:
             grid = mask_grid(f)  # size, georeference, nodata, as every import writes masks
         except DataError as err:

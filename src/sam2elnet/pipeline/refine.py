@@ -438,7 +438,7 @@ def refine_folder(
                 todo.append(f)
         res.n_resumed = len(res.rows)
         last = time.monotonic()
-        for f in track(todo, f"refine ({method})", "img", progress):
+        for f in track(todo, f"refine ({method})", "img", progress, skipped=skips):
             lab = index[mask_key(f.name)]
             try:
                 x, m, valid = load_pair(f, lab, norm)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from typing import Any, TextIO
 
 LOGGER_NAME = "sam2elnet.progress"
@@ -185,21 +185,33 @@ def track(
     unit: str = "it",
     enabled: bool = True,
     total: int | None = None,
-    skipped: int = 0,
+    skipped: int | Sized = 0,
 ) -> Any:
-    """Iterate with :func:`progress_bar` (a bar, or lines with ``--no-progress``). ``skipped``:
-    items of the batch skipped before it (an export's unreadable labels), counted in the total
-    as done and, when any, said last as the other batches say it (``polygonise: 3/3 label in
-    0.1 s (30.00 label/s), skipped 1``)."""
+    """Iterate with :func:`progress_bar` (a bar, or lines with ``--no-progress``).
+
+    ``skipped``: the batch's skipped items, counted in the bar and, when any, said last as the
+    other batches say it (``polygonise: 3/3 label in 0.1 s (30.00 label/s), skipped 1``). An
+    int: items skipped before the loop (an export's unreadable labels), added to the total as
+    done. A sized collection (a list, a :class:`~sam2elnet.utils.batch.SkipLog`) that the loop
+    appends its skipped items to: the items it holds on entry are added to the total as done,
+    and its length is read again after each item (``import: 3/3 task in ..., skipped 1``; the
+    items skipped inside the loop are among the ``iterable``'s, already in the total).
+    """
     items = list(iterable) if total is None and not hasattr(iterable, "__len__") else iterable
     n = total if total is not None else len(items)
-    bar = progress_bar(n + skipped, desc, unit, enabled, leave=False)
-    if skipped:
-        bar.set_postfix(skipped=skipped, refresh=False)
-        bar.update(skipped)
+    live = None if isinstance(skipped, int) else skipped
+    before = skipped if live is None else len(live)
+    bar = progress_bar(n + before, desc, unit, enabled, leave=False)
+    said = before
+    if before:
+        bar.set_postfix(skipped=before, refresh=False)
+        bar.update(before)
     try:
         for item in items:
             yield item
+            if live is not None and len(live) != said:
+                said = len(live)
+                bar.set_postfix(skipped=said, refresh=False)
             bar.update(1)
     finally:
         bar.close()
