@@ -431,3 +431,30 @@ def test_refine_progress_counts_the_skipped_images(tmp_path, capsys):
     lines = _closing(capsys.readouterr().out, "refine (morphological)")
     assert rc == 0 and len(lines) == 1, lines
     assert re.fullmatch(_skipped_1("refine (morphological)", "img"), lines[0]), lines
+
+
+def test_check_pairs_progress_says_the_skipped_pairs(tmp_path, caplog):
+    """elnet train's data check and ``elnet stats --check`` skip a pair whose mask is truncated
+    (listed); their lines were ``check data: 3/3 pair in ...`` / ``check pairs: 3/3 pair in
+    ...``, now ``..., skipped 1``."""
+    from sam2elnet.data.layouts import Sample
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.data.stats import check_pairs as stats_check_pairs
+    from sam2elnet.engine.train_checks import check_pairs
+
+    _masks_and_images(tmp_path)
+    bad = tmp_path / "masks" / "a1.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    samples = [
+        Sample(id=f"a{i}", image=tmp_path / "images" / f"a{i}.png",
+               mask=tmp_path / "masks" / f"a{i}.png")
+        for i in range(3)
+    ]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        skips = check_pairs(samples, NormalizationConfig.for_modality("optical"), progress=False)
+        _, skips2 = stats_check_pairs(samples, progress=False)
+    assert len(skips.items) == 1 and len(skips2.items) == 1
+    msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert len(msgs) == 2, msgs
+    assert re.fullmatch(_skipped_1("check data", "pair"), msgs[0]), msgs
+    assert re.fullmatch(_skipped_1("check pairs", "pair"), msgs[1]), msgs

@@ -80,7 +80,7 @@ def check_pairs(samples: Sequence[Sample], progress: bool = True) -> tuple[list[
     """
     skips = SkipLog("file")
     good = []
-    for s in track(samples, "check pairs", "pair", progress):
+    for s in track(samples, "check pairs", "pair", progress, skipped=skips):
         try:
             for p in (s.image, s.mask, s.coarse):
                 if p is not None:

@@ -53,7 +53,7 @@ def check_pairs(
     skips = SkipLog("image")
     checked_kinds = False
     # a long step on large datasets (minutes on SOS): a bar, or one line with --no-progress
-    for smp in track(samples, "check data", unit="pair", enabled=progress):
+    for smp in track(samples, "check data", unit="pair", enabled=progress, skipped=skips):
         try:
             if windowed.use_windows(smp.image):
                 plan = windowed_image.image_plan(smp.image, norm.sar, norm.band_select)
