@@ -458,3 +458,25 @@ def test_check_pairs_progress_says_the_skipped_pairs(tmp_path, caplog):
     assert len(msgs) == 2, msgs
     assert re.fullmatch(_skipped_1("check data", "pair"), msgs[0]), msgs
     assert re.fullmatch(_skipped_1("check pairs", "pair"), msgs[1]), msgs
+
+
+def test_stats_progress_says_the_images_it_skipped_only(tmp_path, caplog):
+    """``elnet stats``' statistics stage skips an image it cannot read (listed); its line was
+    ``stats: 3/3 img in ...``, now ``..., skipped 1``. The skip list it is given may already
+    hold an earlier stage's skips (``--check``): those are not counted again here."""
+    from sam2elnet.data.norm_fit import compute_stats
+    from sam2elnet.data.normalize import NormalizationConfig
+    from sam2elnet.utils.batch import SkipLog
+
+    _masks_and_images(tmp_path)
+    bad = tmp_path / "images" / "a1.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    skips = SkipLog("file")
+    skips.add(tmp_path / "earlier.png", "checked before")  # an earlier stage's skip
+    paths = sorted((tmp_path / "images").glob("*.png"))
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        compute_stats(paths, NormalizationConfig.for_modality("optical"), progress=False,
+                      skips=skips)  # fmt: skip
+    assert len(skips.items) == 2
+    msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert len(msgs) == 1 and re.fullmatch(_skipped_1("stats", "img"), msgs[0]), msgs

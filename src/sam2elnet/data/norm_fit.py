@@ -25,7 +25,7 @@ from sam2elnet.data.normalize import NormalizationConfig, prepare
 from sam2elnet.data.validity import ALL_NODATA_FLAG, NO_VALID_PIXEL
 from sam2elnet.errors import DataError
 from sam2elnet.utils.batch import SkipLog
-from sam2elnet.utils.progress import track
+from sam2elnet.utils.progress import Added, track
 
 __all__ = [
     "compute_stats",
@@ -91,7 +91,10 @@ def compute_stats(
     path_list: Sequence[str | Path] = list(paths)
     if not path_list:
         raise DataError("no images to compute statistics from; check the dataset folder")
-    for path in track(path_list, "stats", "img", progress):
+    # the images skipped here said in the closing line (stats: 3/3 img in ..., skipped 1); those
+    # an earlier stage put in skips (elnet stats --check) are its line's
+    new_skips = Added(skips) if skips is not None else 0
+    for path in track(path_list, "stats", "img", progress, skipped=new_skips):
         try:
             img = read_image_or_sample(path, sar=base.sar, bands=base.band_select)
             if bands is not None and img.bands != bands:

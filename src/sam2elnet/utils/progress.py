@@ -179,6 +179,19 @@ def progress_bar(
     )
 
 
+class Added:
+    """The items a collection gets from now on: a sized view for :func:`track`'s ``skipped``
+    when the collection (a :class:`~sam2elnet.utils.batch.SkipLog`) already holds items of an
+    earlier stage (``elnet stats --check``: the pairs ``check pairs`` skipped), which the
+    stage's line would otherwise count and say again."""
+
+    def __init__(self, collection: Sized) -> None:
+        self.collection, self.base = collection, len(collection)
+
+    def __len__(self) -> int:
+        return len(self.collection) - self.base
+
+
 def track(
     iterable: Any,
     desc: str,
