@@ -176,8 +176,9 @@ def both_unusable(
     """``err``, the error of a pair (:func:`pair_counts`) at one of its two files, or one error
     naming both when the other file cannot be used either (read as the pair reads it: whole,
     or strip by strip when large, :func:`~sam2elnet.data.windowed_mask.scan_mask`, with
-    ``positive_values`` for the truth only; a polygon file is not read to tell): at ``pred``, its reason, then the ground truth's,
-    ``P: cannot decode image (...); ...; its ground truth T too`` (alike reasons) or
+    ``positive_values`` for the truth only; a polygon file is not read to tell): at ``pred``,
+    its reason, then the ground truth's, ``P: cannot decode image (...); ...; its ground truth
+    T too`` (alike reasons) or
     ``...; its ground truth T: <its reason>``. The other file's DataError is not raised but
     named in the result."""
     from sam2elnet.data.masks import read_mask_valid

@@ -85,8 +85,8 @@ the ones of the optimiser it built (:func:`load_optimizer_state`)."""
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
-    """``optimizer.load_state_dict(saved)``, keeping ``optimizer``'s own :data:`IMPLEMENTATION_FLAGS`
-    per parameter group: torch takes a saved group's options whole, so a ``last.pt`` written
+    """``optimizer.load_state_dict(saved)``, keeping ``optimizer``'s own
+    :data:`IMPLEMENTATION_FLAGS` per parameter group: torch takes a saved group's options whole, so a ``last.pt`` written
     before AdamW's ``foreach`` form (``foreach`` None: one tensor at a time on a CPU) would
     resume the slower form (the same numbers on a CPU, bit for bit:
     :func:`~sam2elnet.engine.train_schedule.adamw`).
