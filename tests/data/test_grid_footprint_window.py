@@ -220,3 +220,16 @@ def test_footprint_window_bounds(tmp_path: Path) -> None:
     assert footprint_window(grid) == (0, 0, 32, 40)  # clipped to the label
     gcp_only = OtherGrid({"gcps": [], "crs": None}, (SIDE, SIDE), grid.dst_geo, grid.dst_shape)
     assert footprint_window(gcp_only) is None  # placed through GCPs: the whole label
+
+
+def test_footprint_missed_signal_survives_pickling() -> None:
+    """FootprintMissed crosses a process boundary intact (a worker's exception is pickled):
+    before, unpickling it failed with a TypeError (its args held only the message)."""
+    import pickle
+
+    from sam2elnet.data.grid_cover import FootprintMissed
+
+    back = pickle.loads(pickle.dumps(FootprintMissed(Path("region.tif"), "a.tif")))
+    assert isinstance(back, FootprintMissed)
+    assert (back.path, back.like) == (Path("region.tif"), "a.tif")
+    assert str(back) == "region.tif does not overlap a.tif"

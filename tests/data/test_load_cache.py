@@ -125,3 +125,25 @@ def test_one_cache_keeps_each_normalisation_apart(tmp_path) -> None:
     xa, xb = a.load(0)[0], b.load(0)[0]
     assert len(cache) == 2 and not np.array_equal(xa, xb)
     np.testing.assert_array_equal(xb, SegmentationDataset(samples, stretched, bands=3).load(0)[0])
+
+
+def test_one_cache_keeps_each_choice_of_object_classes_apart(tmp_path) -> None:
+    """A class-index mask read for class 1 and for class 2 (``positive_values``) through one
+    cache: each dataset gets its own class, not the first one's."""
+    from helpers_data import write_png
+
+    root = make_generic(tmp_path / "g", n=1)
+    classes = np.zeros((32, 32), np.uint8)
+    classes[:, :10], classes[:, 20:] = 1, 2
+    write_png(root / "masks" / "img0.png", classes)
+    samples = discover(root).samples
+    cache = LoadCache()
+    masks = [
+        SegmentationDataset(
+            samples, size=32, train=False, bands=3, positive_values=(pv,), cache=cache
+        ).load(0)[1]
+        for pv in (1.0, 2.0)
+    ]
+    np.testing.assert_array_equal(masks[0], classes == 1)
+    np.testing.assert_array_equal(masks[1], classes == 2)
+    assert len(cache) == 2

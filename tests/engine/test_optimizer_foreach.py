@@ -59,3 +59,24 @@ def test_downstream_adamw_is_foreach_and_bit_identical_to_the_per_tensor_update(
     assert _equal(ours, per_tensor)
     # and the update does move the weights (the comparison is not of untouched models)
     assert not _equal(ours, _trained(lambda m: downstream_optimizer(m, cfg), steps=0))
+
+
+def test_a_resumed_optimizer_keeps_its_foreach_form() -> None:
+    """A ``last.pt`` written before the foreach form holds ``foreach`` None in its optimiser
+    groups; torch's ``load_state_dict`` takes the saved groups whole, so a resumed run went back
+    to the per-tensor update. Now it keeps the form it was built with, and the saved state."""
+    from sam2elnet.engine.train_checkpoints import load_optimizer_state
+
+    torch.manual_seed(0)
+    model = UNet(in_bands=1, width=4, depth=2)
+    old = torch.optim.AdamW(param_groups(list(model.parameters()), 0.01), lr=1e-2)
+    model(torch.randn(1, 1, 32, 32)).sum().backward()
+    old.step()
+    saved = old.state_dict()
+    assert all(g["foreach"] is None for g in saved["param_groups"])
+    opt = adamw(list(model.parameters()), lr=1e-3, weight_decay=0.01)
+    load_optimizer_state(opt, saved)
+    assert all(g["foreach"] is True and not g["fused"] for g in opt.param_groups)
+    assert [g["lr"] for g in opt.param_groups] == [1e-2] * len(opt.param_groups)  # saved
+    first = next(iter(model.parameters()))
+    assert torch.equal(opt.state[first]["exp_avg"], old.state[first]["exp_avg"])

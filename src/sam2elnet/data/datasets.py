@@ -75,7 +75,8 @@ class SegmentationDataset(Dataset):
 
     ``cache`` (:class:`~sam2elnet.data.load_cache.LoadCache`, None: none) keeps whole reads
     (:meth:`load`) in memory, so an image is decoded once, not once an epoch; the same items
-    either way. Several datasets may share one (keyed by files, band count and normalisation).
+    either way. Several datasets may share one (keyed by files, band count, normalisation and
+    ``positive_values``).
 
     Large GeoTIFFs (a whole read above ``window_bytes``, default
     :data:`sam2elnet.data.windowed.WINDOW_MIN_BYTES` = 64 MB, and larger than the largest crop)
@@ -168,8 +169,16 @@ class SegmentationDataset(Dataset):
         if self.cache is None or self.bands is None:  # bands not set yet: not kept
             return self._read(index)
         s = self.samples[index]
-        # grey is read as 1 or 3 bands; one cache may serve datasets normalised differently
-        key = (str(s.image), str(s.mask), str(s.coarse), self.bands, self._norm_key)
+        # grey is read as 1 or 3 bands; one cache may serve datasets normalised differently, or
+        # reading another class of a class-index mask
+        key = (
+            str(s.image),
+            str(s.mask),
+            str(s.coarse),
+            self.bands,
+            self._norm_key,
+            None if self.positive_values is None else tuple(self.positive_values),
+        )
         return self.cache.fetch(key, lambda: self._read(index))  # type: ignore[return-value]
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:

@@ -233,6 +233,10 @@ class FootprintMissed(Exception):  # a signal, not an error: no user sees it
         super().__init__(f"{path} does not overlap {like}")
         self.path, self.like = path, like
 
+    def __reduce__(self) -> tuple[type[FootprintMissed], tuple[str | Path, str | Path]]:
+        # picklable (a worker process's exception): args holds the message, not (path, like)
+        return type(self), (self.path, self.like)
+
 
 def check_shared_georef(
     path: str | Path,

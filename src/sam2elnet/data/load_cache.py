@@ -3,17 +3,18 @@ the next (:class:`~sam2elnet.data.datasets.SegmentationDataset`'s ``cache``).
 
 A sample's full-size arrays (normalised image, mask, valid, coarse label: what
 :meth:`~sam2elnet.data.datasets.SegmentationDataset.load` returns) are a pure function of its
-files, the band count and the normalisation, so keeping them changes no number. Reading is a
-real share of a small run's time on a CPU: the demo's SAM2-ELNet training decoded its 25 PNG
-pairs in each of 40 epochs, 1.4 s of a 57 s stage on the 2-core VM of docs/benchmarks.md, all of
-it on the training's critical path (no DataLoader worker on 2 cores).
+files, the band count, the normalisation and the mask classes read (``positive_values``), so
+keeping them changes no number. Reading is a real share of a small run's time on a CPU: the
+demo's SAM2-ELNet training decoded its 25 PNG pairs in each of 40 epochs, 1.4 s of a 57 s stage
+on the 2-core VM of docs/benchmarks.md, all of it on the training's critical path (no DataLoader
+worker on 2 cores).
 
 The cache holds at most ``max_bytes`` of arrays (None: no limit); a sample that does not fit is
 read each time, as without a cache. It serves only the process that made it: a copy in a
 DataLoader worker (forked or pickled) reads as if there were none, so worker processes never
-hold copies of their own (they read beside the training anyway), and the limit bounds the
-memory of the whole run. Kept arrays are read-only: an in-place change by a caller raises
-instead of altering the next epoch's sample.
+hold copies of their own (they read beside the training anyway), and the limit bounds the memory
+of the whole run (of each process of a distributed run: every rank has its own). Kept arrays are
+read-only: an in-place change by a caller raises instead of altering the next epoch's sample.
 """
 
 from __future__ import annotations

@@ -311,7 +311,8 @@ def warn_no_features(
 
     Such an image is enhanced from the empty label (a whole image's label then stays empty
     unless ``--new-objects keep``; a whole image a shared raster misses: ``annotated``, below),
-    as ``elnet evaluate`` scores a prediction outside a shared truth file against an empty truth; before, it was skipped with "none of the label features overlaps the image;
+    as ``elnet evaluate`` scores a prediction outside a shared truth file against an empty
+    truth; before, it was skipped with "none of the label features overlaps the image;
     check the label CRS", which blamed the CRS for an image nobody drew on (a raster: "does not
     overlap the scene at all"). An image without
     georeference takes the features whose ``source`` / ``label`` names it

@@ -175,9 +175,10 @@ def both_unusable(
 ) -> DataError:
     """``err``, the error of a pair (:func:`pair_counts`) at one of its two files, or one error
     naming both when the other file cannot be used either (read as the pair reads it: whole,
-    or strip by strip when large, :func:`~sam2elnet.data.windowed_mask.scan_mask`; a polygon
-    file is not read to tell): at ``pred``, its reason, then the ground truth's,
-    ``P: cannot decode image (...); ...; its ground truth T too`` (alike reasons) or
+    or strip by strip when large, :func:`~sam2elnet.data.windowed_mask.scan_mask`, with
+    ``positive_values`` for the truth only; a polygon file is not read to tell): at ``pred``,
+    its reason, then the ground truth's, ``P: cannot decode image (...); ...; its ground truth
+    T too`` (alike reasons) or
     ``...; its ground truth T: <its reason>``. The other file's DataError is not raised but
     named in the result."""
     from sam2elnet.data.masks import read_mask_valid
@@ -194,7 +195,8 @@ def both_unusable(
         return err
     try:
         read = scan_mask if use_windows(other) else read_mask_valid  # memory of a strip
-        read(other, positive_values=positive_values)
+        # as the pair reads it: the classes asked for are the truth's, not the prediction's
+        read(other, positive_values=positive_values if other == truth else None)
         return err
     except DataError as other_err:
         p_err, t_err = (err, other_err) if other == truth else (other_err, err)

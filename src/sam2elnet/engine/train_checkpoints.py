@@ -79,6 +79,27 @@ class Standing:
         return improved
 
 
+IMPLEMENTATION_FLAGS = ("foreach", "fused")
+"""Optimiser options that choose how the update is computed, not what it is: a resumed run keeps
+the ones of the optimiser it built (:func:`load_optimizer_state`)."""
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    """``optimizer.load_state_dict(saved)``, keeping ``optimizer``'s own
+    :data:`IMPLEMENTATION_FLAGS` per parameter group: torch takes a saved group's options whole, so a ``last.pt`` written
+    before AdamW's ``foreach`` form (``foreach`` None: one tensor at a time on a CPU) would
+    resume the slower form (the same numbers on a CPU, bit for bit:
+    :func:`~sam2elnet.engine.train_schedule.adamw`).
+
+    Raises:
+        ValueError: as torch's ``load_state_dict`` (another group or parameter count).
+    """
+    kept = [{k: g[k] for k in IMPLEMENTATION_FLAGS if k in g} for g in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, flags in zip(optimizer.param_groups, kept, strict=True):
+        group.update(flags)
+
+
 def resume(
     cfg: TrainConfig,
     model: torch.nn.Module,
@@ -108,7 +129,7 @@ def resume(
     last_path = out / "last.pt"
     state = load_last(last_path)
     load_weights(model, state, last_path, frozen)
-    optimizer.load_state_dict(state["optimizer"])
+    load_optimizer_state(optimizer, state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     st = Standing(start_epoch=int(state["epoch"]) + 1, best_epoch=int(state["best_epoch"]))
     st.history, st.best_iou, st.best_score = resumed_selection(
