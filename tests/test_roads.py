@@ -55,7 +55,9 @@ def test_recipe_for_roads_and_overrides(tmp_path: Path) -> None:
     # roads take the plain defaults since the 5-fold measurement (docs/training.md)
     assert weights.topology == 0.0 and aug == Augmentation() == Augmentation.for_domain("roads")
     assert "domain: roads" in line and "no topology loss (auto:" in line
-    assert "--topology-loss cldice adds it" in line and "photometric 1, per-band 0" in line
+    assert "topology_loss='cldice' (--topology-loss cldice) adds it" in line
+    assert "photometric 1, per-band 0" in line
+    assert "; domain='roads'|'other' (--domain roads|other) overrides)" in line
     weights, aug, line = training_recipe(cfg, detect_domain([], modality="sar"))
     assert weights.topology == 0.0 and aug == Augmentation()
     assert "no topology loss" in line
@@ -73,7 +75,14 @@ def test_recipe_for_roads_and_overrides(tmp_path: Path) -> None:
     weights, _, line = training_recipe(
         small_cfg(data, tmp_path / "o", topology_loss="cldice", topology_weight=1.5), None
     )
-    assert weights.topology == 1.5 and "--topology-loss cldice" in line
+    assert (
+        weights.topology == 1.5
+        and (
+            "(weight 1.5, topology_loss='cldice' (--topology-loss cldice); "
+            "topology_loss='none' (--topology-loss none) turns it off)"
+        )
+        in line
+    )
 
 
 def test_bad_augmentation_options_are_refused(tmp_path: Path) -> None:
@@ -166,7 +175,7 @@ def test_fine_tuning_keeps_the_init_models_domain(tmp_path: Path) -> None:
     cfg = small_cfg(blobs, tmp_path / "r1", init_model=base.best_path, fit_quality=False)
     res = train(cfg, echo=lines.append)
     text = "\n".join(lines)
-    assert f"domain: roads (the --init-model's, {base.best_path}; --domain" in text
+    assert f"domain: roads (the init_model (--init-model)'s, {base.best_path}; domain=" in text
     assert "domain: roads" in text and "road measures in validation" in text
     from sam2elnet.model import load_model
 

@@ -22,6 +22,7 @@ from sam2elnet.cli import main
 from sam2elnet.engine import memory
 from sam2elnet.engine.predictor import Predictor
 from sam2elnet.engine.window_size import resolve_tile
+from sam2elnet.option_checks import command_line_names
 from sam2elnet.options import AUTO_TILE_SIDES
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
@@ -114,10 +115,15 @@ def test_the_rule_keeps_above_the_overlap_and_falls_back_to_the_smallest(
     small = Predictor.from_file(micro_model_file(tmp_path / "m.pt"), max_memory="2M")
     w = resolve_tile(None, small)
     assert (w.tile, w.auto, w.fits) == (256, True, False)
-    assert w.note() == (
-        "windows of 256 px (auto: the smallest automatic window; none fits --max-memory 2.00 MB; "
-        "--tile overrides)"
+    assert w.note() == (  # the Python API: the argument and the flag
+        "windows of 256 px (auto: the smallest automatic window; none fits max_memory "
+        "(--max-memory) 2.00 MB; --tile overrides)"
     )
+    with command_line_names():  # elnet: the flag alone, as before
+        assert w.note() == (
+            "windows of 256 px (auto: the smallest automatic window; none fits --max-memory "
+            "2.00 MB; --tile overrides)"
+        )
 
 
 def test_enhance_chooses_for_windows_that_carry_the_coarse_label(

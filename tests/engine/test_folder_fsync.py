@@ -44,6 +44,8 @@ def test_a_job_fsyncs_its_checkpoints_not_its_model_record(
         res = annotate_folder(
             run["model"], images, out, resume=True, progress=False, predictor=pred
         )
-    assert "cannot check that its labels come from --model" in caplog.text
+    assert "resume (--resume) cannot check that its labels come from model_path (--model)" in (
+        caplog.text
+    )
     assert res.summary["n_resumed"] == 3
     assert json.loads((out / "model_id.json").read_text()) == record  # recorded again

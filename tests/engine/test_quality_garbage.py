@@ -195,7 +195,7 @@ def test_a_model_without_an_evaluator_says_how_to_fit_one(
     """Found in a docs walk (docs/reliability.md's example trains with --no-quality): loading
     such a model warned 'not fitted (no_samples) ... train again on more labelled images', advice
     that does not fit a run that chose to fit none."""
-    from sam2elnet.engine.quality_filter import MORE_LABELS_ADVICE, NO_EVALUATOR_ADVICE
+    from sam2elnet.engine.quality_filter import NO_EVALUATOR_ADVICE, more_labels_advice
 
     model, extra = load_model(run["model"])
     path = save_model(model, tmp_path / "noq.pt", extra={**extra, "quality": {}})
@@ -208,4 +208,4 @@ def test_a_model_without_an_evaluator_says_how_to_fit_one(
         "fit_quality=False (--no-quality), or saved without one); predicted IoUs are conservative "
         f"(at most 0.50) and do not rank labels well - {NO_EVALUATOR_ADVICE}"
     ) in text
-    assert MORE_LABELS_ADVICE not in text
+    assert more_labels_advice() not in text

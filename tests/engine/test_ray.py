@@ -210,7 +210,11 @@ def test_a_worker_that_keeps_dying_ends_the_job_in_one_error(local_ray: str) -> 
     release_workers()
     msg = str(err.value)
     assert msg.startswith(f"a Ray worker process died {WORKER_RESTARTS + 1} times"), msg
-    assert "re-run with --resume to continue" in msg and "\n" not in msg
+    assert "\n" not in msg
+    assert msg.endswith(  # the Python API: the arguments and the flags
+        "re-run with resume (--resume) to continue (check the worker's memory: max_memory "
+        "(--max-memory), fewer workers (--workers) per node)"
+    )
 
 
 def test_a_worker_that_cannot_build_its_predictor_is_one_error_line(local_ray: str) -> None:

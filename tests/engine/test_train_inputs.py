@@ -101,7 +101,7 @@ def test_split_line_counts_what_the_run_trains_on(tmp_path):
     assert (len(d.train_samples), len(d.val_samples), len(d.splits["held_out"])) == (6, 2, 2)
     assert d.notes[0] == (
         "no split folders found; 10 labelled pairs: training on 6, validation 2, held out 2 "
-        "(--fraction 0.8)"
+        "(fraction=0.8 (--fraction 0.8))"  # the Python API: the argument and the flag
     )
     (data / "images" / "s03.png").write_bytes(b"not a png")  # one unreadable pair
     d = prepare_data(small_cfg(data, tmp_path / "r", val_fraction=0.2, max_train=4))
@@ -110,7 +110,8 @@ def test_split_line_counts_what_the_run_trains_on(tmp_path):
     assert n_train + n_val == 5  # 4 training (--max-train) + 2 validation drawn, s03 dropped
     assert d.notes[0] == (
         f"no split folders found; 10 labelled pairs: training on {n_train}, validation {n_val}, "
-        f"skipped 1 unreadable (RUN/skipped.csv), unused {10 - n_train - n_val - 1} (--max-train)"
+        f"skipped 1 unreadable (RUN/skipped.csv), unused {10 - n_train - n_val - 1} "
+        "(max_train (--max-train))"
     )
     # the unused pairs are listed (were only counted): never trained nor validated on
     unused = d.splits["unused"]
@@ -316,7 +317,7 @@ def test_init_model_keeps_its_normalisation_on_a_generic_folder(tmp_path):
     d = prepare_data(small_cfg(data, tmp_path / "r1", init_model=init))
     assert d.in_bands == 1 and d.modality == "sar"
     assert d.norm.model_dump() == sar.model_dump()
-    assert f"(the --init-model's, {init})" in d.notes[1]
+    assert f"(the init_model (--init-model)'s, {init})" in d.notes[1]
     # --norm-stats still wins over the model file's normalisation
     stats = tmp_path / "stats.json"
     stats.write_text(json.dumps({"normalization": plain.norm.model_dump(mode="json")}))

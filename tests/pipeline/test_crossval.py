@@ -172,7 +172,8 @@ def test_kfold_cv_reports_mean_and_std_and_resumes(
         len(dom) == 4
         and all(
             x.startswith("domain: roads (decided once by elnet cv for every fold: thin, connected")
-            and "; --domain roads|other overrides)" in x  # detected: the hint says how to override
+            # detected: the hint says how to override (run_cv: the argument and the flag)
+            and "; domain='roads'|'other' (--domain roads|other) overrides)" in x
             for x in dom[1:]
         )
     ), dom

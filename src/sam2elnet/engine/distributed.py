@@ -43,6 +43,7 @@ import numpy as np
 from sam2elnet.engine.executors import WindowBatch, run_batch, window_batches
 from sam2elnet.engine.ray_address import auth_hint, check_address
 from sam2elnet.errors import UserError
+from sam2elnet.option_checks import api_option
 
 __all__ = [
     "TOKEN_NOTICE",
@@ -315,8 +316,8 @@ class RayExecutor:
             raise UserError(
                 f"a Ray worker process died {WORKER_RESTARTS + 1} times (Ray restarts it "
                 f"{WORKER_RESTARTS} times; last: {why[:200]}); the items finished so far are "
-                "kept: re-run with --resume to continue (check the worker's memory: "
-                "--max-memory, fewer --workers per node)"
+                f"kept: re-run with {api_option('resume')} to continue (check the worker's "
+                f"memory: {api_option('max_memory')}, fewer {api_option('workers')} per node)"
             ) from None
 
     def record(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from sam2elnet.data.runfolder import RUN_MASK_FOLDERS
 from sam2elnet.data.vector_shared import check_placeable
 from sam2elnet.engine.eval_vector import VectorTruth, need_georeference
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_checks import api_option
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +176,12 @@ def single_pair(
     if pred.is_file() != truth.is_file():
         file, folder = (pred, truth) if pred.is_file() else (truth, pred)
         raise UserError(
-            f"--pred and --truth must both be files (one pair) or both folders, but {file} is a "
-            f"file and {folder} a folder; give the matching file, or the folder holding it"
+            f"{_pred()} and {_truth()} must both be files (one pair) or both folders, but {file} "
+            f"is a file and {folder} a folder; give the matching file, or the folder holding it"
             f"{_vector_hint([file])}"
         )
     if split:
-        raise UserError("--split needs a dataset root as --truth, not a file; drop --split", truth)
+        raise UserError(_split_needs_root(), truth)
     ok = (*MASK_SUFFIXES, *VECTOR_SUFFIXES)
     for f, role in ((pred, "prediction"), (truth, "ground truth")):
         if f.suffix.lower() not in ok:
@@ -190,13 +191,30 @@ def single_pair(
     polygons = [f.suffix.lower() in VECTOR_SUFFIXES for f in (pred, truth)]
     if all(polygons):
         raise UserError(
-            f"--pred and --truth are both polygon files, so there is no pixel grid to compare "
+            f"{_pred()} and {_truth()} are both polygon files, so there is no pixel grid to compare "
             f"them on; give one as a mask, or rasterise {pred.name} onto the images first"
             f"{_vector_hint([pred])}",
             pred,
         )
     key = mask_key(truth.name if polygons[0] else pred.name)
     return {key: pred}, {key: truth}
+
+
+def _pred() -> str:
+    """``--pred`` as the caller names it: ``pred_dir (--pred)`` from the Python API
+    (:func:`~sam2elnet.engine.evaluate.evaluate_folders`), ``--pred`` in ``elnet evaluate``."""
+    return api_option("pred_dir", "--pred")
+
+
+def _truth() -> str:
+    """``--truth`` as the caller names it: ``truth_dir (--truth)`` from the Python API."""
+    return api_option("truth_dir", "--truth")
+
+
+def _split_needs_root() -> str:
+    """The refusal of a split with a ground-truth file, as the caller names the options."""
+    split = api_option("truth_split", "--split")
+    return f"{split} needs a dataset root as {_truth()}, not a file; drop {split}"
 
 
 def masks_of(
@@ -249,7 +267,7 @@ def _vector_hint(paths: Any, scanned: bool = False) -> str:
     if found is None:
         return ""
     return (
-        "; polygon predictions are read as one file given as --pred (e.g. an elnet export "
+        f"; polygon predictions are read as one file given as {_pred()} (e.g. an elnet export "
         "layer, placed on each ground-truth mask's grid); or rasterise them onto the images' "
         f"grids first (reprojected from their CRS; one file may cover many images), e.g. elnet "
         f"import {shlex.quote(str(found))} --from vector --images IMAGES --out DIR --all-images, "
@@ -268,9 +286,10 @@ def split_truths(root: Path, split: str | Sequence[str]) -> dict[str, Path]:
             continue
         key = mask_key(s.mask.name)
         if key in out:
+            one_sensor = api_option("truth_dir='.../gt'", "--truth .../gt")
             raise DataError(
                 f"masks {out[key]} and {s.mask} have the same name '{key}' in split "
-                f"{split!r}; evaluate one sensor folder at a time (--truth .../gt)",
+                f"{split!r}; evaluate one sensor folder at a time ({one_sensor})",
                 root,
             )
         out[key] = s.mask
@@ -332,9 +351,7 @@ def pair_inputs(
 
     if tdir.is_file() and is_vector_path(tdir) and pdir.is_dir():
         if split:
-            raise UserError(
-                "--split needs a dataset root as --truth, not a file; drop --split", tdir
-            )
+            raise UserError(_split_needs_root(), tdir)
         preds = scan_masks(pdir, "prediction", run_layout=True, runs=runs)
         vt = truth or VectorTruth.shared(tdir)
         vt.images = frozenset(p.stem for p in preds.values())
@@ -376,7 +393,8 @@ def no_pairs_error(pdir: Path, tdir: Path, pairs: Pairs) -> DataError:
     hint = ""
     if len(lone) == 1 and is_vector_path(lone[0]):
         hint = (
-            f"; to score every prediction against the polygons of one file, give --truth {lone[0]}"
+            "; to score every prediction against the polygons of one file, give "
+            f"{api_option(f'truth_dir={str(lone[0])!r}', f'--truth {lone[0]}')}"
         )
     return DataError(
         f"no prediction in {pdir} pairs with a mask in {tdir} (e.g. "
@@ -399,7 +417,7 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
     """
     from sam2elnet.data.masks import image_like_label
 
-    for files, option in ((truths, "--truth"), (preds, "--pred")):
+    for files, option, named in ((truths, "--truth", _truth()), (preds, "--pred", _pred())):
         first = next((files[k] for k in keys if files[k].suffix.lower() in MASK_SUFFIXES), None)
         if first is None or not first.is_file():
             continue
@@ -412,7 +430,7 @@ def check_not_images(preds: dict[str, Path], truths: dict[str, Path], keys: Sequ
             "--pred": "predicted labels (masks) or probability maps",
         }[option]
         raise UserError(
-            f"looks like an image, not a mask ({kind}); {option} expects {wanted}: give the "
+            f"looks like an image, not a mask ({kind}); {named} expects {wanted}: give the "
             "labels' folder, not the images'",
             first,
         )

@@ -95,6 +95,9 @@ def check_resume_model(
     model: str | Path | None,
     resume: bool,
     bands: Sequence[int] | None = None,
+    *,
+    model_name: str = "model",
+    out_name: str = "out",
 ) -> dict[str, Any] | None:
     """The identity of ``model`` that the job records in ``OUT/model_id.json``
     (:func:`~sam2elnet.data.run_model.model_identity` of a model file,
@@ -111,6 +114,11 @@ def check_resume_model(
     (``elnet scene`` folders of scenes) but no record (made before the record existed) resumes
     with one warning that its model cannot be checked; a record without ``bands`` (made before
     bands were recorded) is not checked for them.
+
+    ``model_name`` / ``out_name``: the caller's arguments for ``model`` and ``out``, as the
+    messages name them with ``--model`` / ``--out`` from the Python API
+    (:func:`~sam2elnet.option_checks.api_option`; ``annotate_folder``: ``model_path``,
+    ``out_dir``); inside ``elnet`` the flags alone.
 
     Raises:
         UserError: ``resume`` and the folder records another model, or other ``--bands``; one
@@ -136,29 +144,33 @@ def check_resume_model(
         ident = {**ident, "bands": list(bands) if bands is not None else None}
     if not resume:
         return ident
+    m, o, r = api_option(model_name, "--model"), api_option(out_name, "--out"), api_option("resume")
     rec = read_model_identity(root)
     if rec is None:
         made = (root / QUALITY_CSV).is_file() or (root / SCENE_MANIFEST).is_file()
         if ident is not None and made:
             log.warning(
-                "%s: made before output folders recorded their model (model_id.json): --resume "
-                "cannot check that its labels come from --model %s",
+                "%s: made before output folders recorded their model (model_id.json): %s "
+                "cannot check that its labels come from %s %s",
                 root,
+                r,
+                m,
                 model,
             )
         return ident
     if ident is not None and not same_model(rec, ident):
         raise UserError(
-            f"its labels were made by model {_model_text(rec)}; --model {model} is another "
-            f"model{_version_text(ident)}, and --resume would mix the two: give a new --out for "
-            f"this model, resume with --model {rec.get('model')}, or drop --resume to start over",
+            f"its labels were made by model {_model_text(rec)}; {m} {model} is another "
+            f"model{_version_text(ident)}, and {r} would mix the two: give a new {o} for "
+            f"this model, resume with {m} {rec.get('model')}, or drop {r} to start over",
             root,
         )
     if ident is not None and "bands" in rec and rec["bands"] != ident["bands"]:
         raise UserError(
-            f"its labels were read from bands {_bands_text(rec['bands'])}; this run's --bands is "
-            f"{_bands_text(ident['bands'])}, and --resume would mix the two: resume with the same "
-            "--bands, give a new --out for these bands, or drop --resume to start over",
+            f"its labels were read from bands {_bands_text(rec['bands'])}; this run's "
+            f"{api_option('bands')} is {_bands_text(ident['bands'])}, and {r} would mix the two: "
+            f"resume with the same {api_option('bands')}, give a new {o} for these bands, or "
+            f"drop {r} to start over",
             root,
         )
     return ident
@@ -178,9 +190,10 @@ def _model_text(ident: dict[str, Any]) -> str:
 
 
 def _bands_text(bands: Any) -> str:
-    """``4,3,2`` as typed with ``--bands``; ``the model's default`` for None."""
+    """``4,3,2`` as typed with ``--bands``; ``the model's default (no --bands)`` for None
+    (``no bands (--bands)`` from the Python API)."""
     if not bands:
-        return "the model's default (no --bands)"
+        return f"the model's default (no {api_option('bands')})"
     return ",".join(str(b) for b in bands)
 
 
@@ -202,7 +215,7 @@ def read_done(out: Path, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
     except DataError as err:
         raise DataError(
             f"{str(err).removeprefix(f'{path}: ')}; not a quality.csv written by elnet: delete "
-            "it to redo every image, or drop --resume",
+            f"it to redo every image, or drop {api_option('resume')}",
             path,
         ) from None
     redo = 0

@@ -38,6 +38,7 @@ from sam2elnet.engine.scene import predict_scene
 from sam2elnet.engine.scene_inputs import GCPS_KEPT_KIND
 from sam2elnet.engine.window_size import WindowSize
 from sam2elnet.errors import DataError
+from sam2elnet.option_checks import api_option
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 from sam2elnet.utils.run_warnings import hidden, warn_once
@@ -72,7 +73,7 @@ class WindowedImages:
 
         return (
             f"{task} window by window: {plural(self.n_images, 'image')} too large to predict "
-            f"whole within --max-memory {memory.format_bytes(max_memory)}, "
+            f"whole within {api_option('max_memory')} {memory.format_bytes(max_memory)}, "
             f"{plural(self.n_windows, 'window')} of up to {window.tile} px ({window.flag}) in "
             f"{self.seconds:.1f} s"
         )
@@ -252,11 +253,11 @@ def _warn_window_memory(
         base = memory.format_bytes(p.whole_bytes(0, coarse=coarse))
         hint = (
             f"the model and runtime alone take about {base} of it, so no --tile keeps to it: "
-            f"give --max-memory {need} or more"
+            f"give {api_option('max_memory')} {need} or more"
         )
     warn_once(
         log,
         "one window needs more than --max-memory",
         f"{f.name}: one {h} x {w} px window ({window.flag}) needs about {need}, more than "
-        f"--max-memory {budget}; {hint}",
+        f"{api_option('max_memory')} {budget}; {hint}",
     )

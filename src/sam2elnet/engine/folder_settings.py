@@ -140,7 +140,10 @@ class FolderSettings:
         UserError otherwise), load the predictor (or take ``predictor``), set its ``bands``, log
         the precision that runs and choose the job's threshold."""
         t_load = time.perf_counter()
-        model_id = check_resume_model(self.out_dir, self.model_path, self.resume, self.bands)
+        model_id = check_resume_model(
+            self.out_dir, self.model_path, self.resume, self.bands,
+            model_name="model_path", out_name="out_dir",
+        )  # fmt: skip
         pred = job_predictor(
             self.predictor, self.model_path, self.device, self.precision, self.batch_size,
             self.tta, self.max_memory,

@@ -22,8 +22,8 @@ from sam2elnet.engine import memory
 from sam2elnet.engine.coarse_rule import CoarseRule
 from sam2elnet.engine.predict_inputs import check_batch_coarse, check_predict_inputs, predictor_repr
 from sam2elnet.engine.quality_filter import (
-    MORE_LABELS_ADVICE,
     keep_threshold,
+    more_labels_advice,
     no_evaluator_advice,
 )
 from sam2elnet.engine.runtime import (
@@ -138,7 +138,7 @@ class Predictor:
         # a model loaded again (the stages of an experiment) says it once: keyed by its file
         # and the text, as Python's warnings said it once
         if not self.evaluator.fitted:
-            why, advice = self.evaluator.warning or self.evaluator.status, MORE_LABELS_ADVICE
+            why, advice = self.evaluator.warning or self.evaluator.status, more_labels_advice()
             if not extra.get("quality"):  # none stored: not "too few labels" (--no-quality)
                 no_quality = api_option("fit_quality=False", "--no-quality")
                 why = f"the model file holds none: trained with {no_quality}, or saved without one"

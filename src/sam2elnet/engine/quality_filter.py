@@ -20,14 +20,19 @@ from sam2elnet.option_checks import api_option
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MORE_LABELS_ADVICE", "NO_EVALUATOR_ADVICE", "keep_threshold", "no_evaluator_advice"]
+__all__ = ["NO_EVALUATOR_ADVICE", "keep_threshold", "more_labels_advice", "no_evaluator_advice"]
 
-MORE_LABELS_ADVICE = (
-    "train again on more labelled images (e.g. reviewed labels together with the earlier ones, "
-    "docs/review.md), or with --quality-folds, which scores every labelled image out of fold "
-    "(docs/training.md)"
-)
-"""What to do about an unfitted quality evaluator (no command refits one alone)."""
+
+def more_labels_advice() -> str:
+    """What to do about an unfitted quality evaluator (no command refits one alone), as the
+    caller spells options (:func:`api_option`): ``... or with quality.crossfit_folds
+    (--quality-folds), which ...`` from the Python API, ``--quality-folds`` alone in ``elnet``."""
+    folds = api_option("quality.crossfit_folds", "--quality-folds")
+    return (
+        "train again on more labelled images (e.g. reviewed labels together with the earlier "
+        f"ones, docs/review.md), or with {folds}, which scores every labelled image out of fold "
+        "(docs/training.md)"
+    )
 
 
 def _any_file_advice() -> str:
@@ -103,7 +108,7 @@ def keep_threshold(
             raise UserError(
                 "this model's quality evaluator was not fitted "
                 f"({evaluator.warning or evaluator.status}); use --min-quality, or "
-                f"{MORE_LABELS_ADVICE}",
+                f"{more_labels_advice()}",
                 path,
             )
         choice: ThresholdChoice = evaluator.threshold_for_precision(target_precision, tau)

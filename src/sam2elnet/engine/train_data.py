@@ -21,6 +21,7 @@ from sam2elnet.config import TrainConfig
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.train_checks import check_labels, check_pairs, positive_values
 from sam2elnet.errors import DataError, UserError
+from sam2elnet.option_checks import api_option
 from sam2elnet.utils.advice import plural
 from sam2elnet.utils.batch import SkipLog
 
@@ -87,7 +88,7 @@ def training_domain(
     if cfg.domain == "auto" and cfg.init_model is not None:
         inherited = _init_model_extra(cfg, init_payload).get("train", {}).get("domain")
         if inherited in ("roads", "other"):
-            why = f"the --init-model's, {cfg.init_model}"
+            why = f"the {api_option('init_model')}'s, {cfg.init_model}"
             return resolve_domain(inherited, None, why, given=False)
 
     if cfg.domain != "auto":
@@ -135,23 +136,25 @@ def training_recipe(cfg: TrainConfig, domain: Any) -> tuple[Any, Any, str]:
     aug = replace(aug, **{k: v for k, v in given.items() if v is not None})
     name = "roads" if roads else "other"
     why = domain.reason if domain is not None else "not detected"
+    cldice = api_option("topology_loss='cldice'", "--topology-loss cldice")
     if topo == "cldice":
+        none = api_option("topology_loss='none'", "--topology-loss none")
         loss_txt = (
-            f"clDice topology loss on (weight {weights.topology:g}, --topology-loss cldice; "
-            "--topology-loss none turns it off)"
+            f"clDice topology loss on (weight {weights.topology:g}, {cldice}; {none} turns it off)"
         )
     elif roads and cfg.topology_loss == "auto":
         loss_txt = (
             "no topology loss (auto: clDice cost road IoU on roads-dev without SAM2 weights, "
-            "docs/training.md; --topology-loss cldice adds it)"
+            f"docs/training.md; {cldice} adds it)"
         )
     else:
         given_none = cfg.topology_loss == "none"
         loss_txt = "no topology loss" + (
-            "" if given_none else " (--topology-loss cldice adds clDice for thin structures)"
+            "" if given_none else f" ({cldice} adds clDice for thin structures)"
         )
     road_txt = ", road measures in validation" if roads else ""
-    hint = "" if domain is not None and domain.given else "; --domain roads|other overrides"
+    domains = api_option("domain='roads'|'other'", "--domain roads|other")
+    hint = "" if domain is not None and domain.given else f"; {domains} overrides"
     line = f"domain: {name} ({why}{hint}){road_txt}; {loss_txt}; augmentation: {aug.describe()}"
     return weights, aug, line
 
@@ -228,8 +231,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         labelled, held_out = ids, []
     if not labelled:
         raise UserError(
-            f"--fraction {cfg.fraction} of {plural(len(ids), 'labelled image')} selects none; "
-            "raise --fraction",
+            f"{api_option('fraction')} {cfg.fraction} of {plural(len(ids), 'labelled image')} "
+            f"selects none; raise {api_option('fraction')}",
             cfg.data,
         )
     if cfg.val_fraction > 0 and len(labelled) >= 2:
@@ -243,7 +246,9 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
         train_ids = sorted(rng.choice(train_ids, cfg.max_train, replace=False).tolist())
     if not train_ids:
         raise UserError(
-            "no training images left after the validation split; lower --val-fraction", cfg.data
+            "no training images left after the validation split; lower "
+            f"{api_option('val_fraction')}",
+            cfg.data,
         )
     # --init-model: its network's input scaling, whatever this folder's layout suggests; the
     # file is read once here (normalisation, domain, then the network: TrainData.init_payload)
@@ -252,7 +257,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     modality_warning, modality_note = [], [modality.line()]  # logged after the normalisation
     if init_norm is not None and init_norm.sar and index.modality != "sar":
         index = replace(index, modality="sar")  # domain detection and the model file's record
-        modality_note = [f"modality: sar (the --init-model's normalisation, {cfg.init_model})"]
+        init = api_option("init_model")
+        modality_note = [f"modality: sar (the {init}'s normalisation, {cfg.init_model})"]
     elif modality.undecided:
         modality_warning, modality_note = modality_note, []
     reading = init_norm or NormalizationConfig.for_modality(index.modality)
@@ -273,7 +279,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     if not train_ids:
         if bad:
             raise skips.nothing_done(len(skips), cfg.data, csv=Path(cfg.out) / SKIPPED_CSV)
-        raise UserError("no training images left; check --data", cfg.data)
+        raise UserError(f"no training images left; check {api_option('data')}", cfg.data)
     notes[0] = split_note(
         choice, len(ids), len(train_ids), len(val_ids), len(held_out), len(bad), cfg
     )
@@ -286,7 +292,7 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
             norm = norm.model_copy(update={"band_select": list(cfg.bands)})
         source = f"from {cfg.norm_stats}"
     elif init_norm is not None:
-        norm, source = reading, f"the --init-model's, {cfg.init_model}"
+        norm, source = reading, f"the {api_option('init_model')}'s, {cfg.init_model}"
     else:
         norm = fit_normalization([s.image for s in train_samples], index.modality, bands=cfg.bands)
         source = f"from {min(len(train_samples), 32)} training images"
@@ -299,8 +305,8 @@ def prepare_data(cfg: TrainConfig) -> TrainData:
     n_low = len(norm.low or [])
     if n_low > 1 and n_low != first.bands:
         raise DataError(
-            f"--norm-stats has statistics for {n_low} bands but the training images have "
-            f"{first.bands}; compute them with `elnet stats --data` on this dataset",
+            f"{api_option('norm_stats')} has statistics for {n_low} bands but the training "
+            f"images have {first.bands}; compute them with `elnet stats --data` on this dataset",
             cfg.norm_stats,
         )
     used = {str(by_id[i].image) for i in [*train_ids, *val_ids]}
@@ -360,12 +366,13 @@ def split_note(
         pool = f"no split folders found; {n_pairs} labelled pairs"
     parts = [f"training on {n_train}", f"validation {n_val}"]
     if n_held:
-        parts.append(f"held out {n_held} (--fraction {cfg.fraction:g})")
+        given = api_option(f"fraction={cfg.fraction:g}", f"--fraction {cfg.fraction:g}")
+        parts.append(f"held out {n_held} ({given})")
     if n_bad:
         parts.append(f"skipped {n_bad} unreadable (RUN/skipped.csv)")
     unused = n_pairs - n_train - n_val - n_held - n_bad
     if unused > 0:
-        why = "not in the run's train_ids" if cfg.train_ids is not None else "--max-train"
+        why = "not in the run's train_ids" if cfg.train_ids is not None else api_option("max_train")
         parts.append(f"unused {unused} ({why})")
     return f"{pool}: {', '.join(parts)}"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sam2elnet.engine import memory
 from sam2elnet.engine.predictor import Predictor
+from sam2elnet.option_checks import api_option
 from sam2elnet.options import AUTO_TILE_MAX, AUTO_TILE_SIDES
 
 __all__ = ["WindowSize", "resolve_tile"]
@@ -55,9 +56,9 @@ class WindowSize:
             return None
         budget = memory.format_bytes(self.max_memory)
         why = (
-            f"the largest that fits --max-memory {budget}"
+            f"the largest that fits {api_option('max_memory')} {budget}"
             if self.fits
-            else f"the smallest automatic window; none fits --max-memory {budget}"
+            else f"the smallest automatic window; none fits {api_option('max_memory')} {budget}"
         )
         return f"windows of {self.tile} px (auto: {why}; --tile overrides)"
 

@@ -36,7 +36,7 @@ from sam2elnet.engine.scene_inputs import (
 )
 from sam2elnet.engine.window_size import WindowSize, resolve_tile
 from sam2elnet.errors import DataError, UserError
-from sam2elnet.option_checks import option_default
+from sam2elnet.option_checks import api_option, option_default
 from sam2elnet.option_values import DEFAULT_WARP_METHOD
 from sam2elnet.options import OVERLAP_DEFAULT, TILE_MIN, SceneOptions
 from sam2elnet.pipeline.scene_files import (
@@ -341,15 +341,16 @@ def _check_window_memory(
     fits = [t for t in range(TILE_MIN, tile, 16) if net.fits_whole(t * t, coarse=coarse)]
     need = net.whole_bytes(h * w, coarse=coarse) / 1e9
     base = net.whole_bytes(0, coarse=coarse) / 1e9  # the model and runtime, before any pixel
+    budget = api_option("max_memory")
     what = (
-        f"--tile {fits[-1]} fits it (give a smaller --tile, or a larger --max-memory)"
+        f"--tile {fits[-1]} fits it (give a smaller --tile, or a larger {budget})"
         if fits
         else f"the model and runtime alone take about {base:.2f} GB of it, so no --tile keeps "
-        f"to it: give --max-memory {math.ceil(need * 100) / 100:g}G or more"
+        f"to it: give {budget} {math.ceil(need * 100) / 100:g}G or more"
     )
     named = "float32" if net.precision == "32" else net.precision  # was "at 32 precision"
     raise UserError(
-        f"--max-memory {net.max_memory / 1e9:g}G: one {h} x {w} px window ({window.flag}) needs "
+        f"{budget} {net.max_memory / 1e9:g}G: one {h} x {w} px window ({window.flag}) needs "
         f"about {need:.2f} GB with this model at {named} precision; {what}"
     )
 
