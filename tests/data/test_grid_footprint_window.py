@@ -38,6 +38,15 @@ LAB_DEG = Affine(0.000111, 0, 15.0, 0, -0.00009, 36.1447)  # EPSG:4326, about th
 LAB_SHEARED = Affine(10, 2, 500000, 1, -10, 4000000)  # EPSG:32633, rotated and sheared
 
 
+@pytest.fixture(autouse=True)
+def _window_even_for_small_own_labels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These labels are small (320 px): the window path is taken for them too, as for a large
+    one (an own label below FOOTPRINT_MIN_PIXELS is read whole: the test at the end)."""
+    from sam2elnet.data import windowed_mask
+
+    monkeypatch.setattr(windowed_mask, "FOOTPRINT_MIN_PIXELS", 0)
+
+
 def _label_values(seed: int = 0) -> np.ndarray:
     """uint8 (SIDE, SIDE): 5 px blocks of 0 / 255, with 127 (this project's "ignore") sprinkled."""
     rng = np.random.default_rng(seed)
@@ -233,3 +242,28 @@ def test_footprint_missed_signal_survives_pickling() -> None:
     assert isinstance(back, FootprintMissed)
     assert (back.path, back.like) == (Path("region.tif"), "a.tif")
     assert str(back) == "region.tif does not overlap a.tif"
+
+
+def test_a_small_own_label_is_read_whole_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image's own label on another grid below FOOTPRINT_MIN_PIXELS: one whole read (the
+    window would first decode the file once more, in strips, to decide its values); the same
+    file shared by many images takes the window."""
+    from sam2elnet.data import windowed_mask
+
+    monkeypatch.setattr(windowed_mask, "FOOTPRINT_MIN_PIXELS", SIDE * SIDE + 1)
+    monkeypatch.setattr(windowed, "STRIP_PIXELS", SIDE * 40)
+    label = _label(tmp_path)
+    image = _image(tmp_path / "a.tif", 501700, 3997900, 10, (64, 64))
+    ref = _whole_read(label, image)
+    seen = _spy_reads(monkeypatch, label)
+    _same(read_mask_on_grid(label, image), ref)
+    assert seen == [(SIDE, SIDE)]  # one whole read, no strips, no window
+    seen.clear()
+    _same(read_mask_on_grid(SharedRaster(label), image, shared=True), ref)
+    assert (SIDE, SIDE) not in seen and any(r <= 64 + 5 for r, _c in seen)  # strips, window
+    monkeypatch.setattr(windowed_mask, "FOOTPRINT_MIN_PIXELS", SIDE * SIDE)
+    seen.clear()
+    _same(read_mask_on_grid(label, image), ref)  # as large as the limit: the window
+    assert (SIDE, SIDE) not in seen

@@ -414,8 +414,8 @@ def read_mask_on_grid(
       covering less than :data:`~sam2elnet.data.grid_cover.FULL_COVER` of it is warned about, once
       per run (:func:`~sam2elnet.data.grid_cover.partial_cover_note`, the share it covers).
       Only the label's window under the image's footprint is read (a regional label shared by
-      many images; :func:`~sam2elnet.data.windowed_mask.place_footprint_window`, the same pixels
-      as the whole label's).
+      many images, or a large one; :func:`~sam2elnet.data.windowed_mask.place_footprint_window`,
+      the same pixels as the whole label's).
     * The same grid, or either side without a georeference: used by pixel index; when only one
       side is georeferenced a one-line warning says so.
     * Different size without a common georeference: stretched over the image (nearest
@@ -457,7 +457,7 @@ def read_mask_on_grid(
     if grid is not None:
         from sam2elnet.data.windowed_mask import place_footprint_window
 
-        placed = place_footprint_window(p, image, grid, positive_values)
+        placed = place_footprint_window(p, image, grid, positive_values, shared)
         if placed is None:  # the whole label, read and placed at once
             mask, valid = read_mask_valid(p, None, None, positive_values)
             grid = OtherGrid(grid.src_geo, mask.shape, grid.dst_geo, grid.dst_shape)

@@ -34,6 +34,7 @@ from sam2elnet.data.validity import alpha_tagged
 from sam2elnet.errors import DataError
 
 __all__ = [
+    "FOOTPRINT_MIN_PIXELS",
     "FOOTPRINT_READ_SHARE",
     "MaskPlan",
     "mask_plan",
@@ -216,12 +217,19 @@ FOOTPRINT_READ_SHARE = 0.5
 (:func:`place_footprint_window`) when that window holds at most this share of its pixels; a
 larger one is read whole, in one read (no separate pass deciding the values' encoding)."""
 
+FOOTPRINT_MIN_PIXELS = 4_000_000
+"""An image's own label on another grid (not one file shared by many images) is read by its
+footprint's window only from this many pixels on (2000 x 2000): below, its one whole read costs
+less than the window's, which first decodes the file once more in strips to decide how its
+values read (:func:`mask_plan`); a shared file pays that pass once per run."""
+
 
 def place_footprint_window(
     path: Path,
     image: str | Path,
     grid: OtherGrid,
     positive_values: tuple[float, ...] | None,
+    shared: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, int] | None:
     """A label on another grid placed on its image's grid from the window under the image's
     footprint only (:func:`~sam2elnet.data.grids.footprint_window`), the whole-image path of
@@ -238,12 +246,14 @@ def place_footprint_window(
         image: The image, named in messages.
         grid: :func:`~sam2elnet.data.grids.other_grid` of the label and the image.
         positive_values: Mask values that mean "object" (class-index masks).
+        shared: ``path`` is one label for many images (else: this image's own).
 
     Returns:
         ``(object, valid, outside)`` as :func:`~sam2elnet.data.grids.place_on_grid` (bool
         (H, W) on ``grid.dst_shape``, ``valid`` None when all valid; int), or None when the
-        whole label is to be read instead: a PNG / JPEG label, a GCP-only side, a footprint
-        PROJ cannot move, or a window of more than :data:`FOOTPRINT_READ_SHARE` of the label.
+        whole label is to be read instead: a PNG / JPEG label, an own label of fewer than
+        :data:`FOOTPRINT_MIN_PIXELS`, a GCP-only side, a footprint PROJ cannot move, or a
+        window of more than :data:`FOOTPRINT_READ_SHARE` of the label.
 
     Raises:
         DataError: as :func:`sam2elnet.data.masks.read_mask_valid` (unreadable label,
@@ -254,6 +264,8 @@ def place_footprint_window(
 
     if not windowed.windowable(path):
         return None
+    if not shared and grid.src_shape[0] * grid.src_shape[1] < FOOTPRINT_MIN_PIXELS:
+        return None  # one whole read is the cheaper
     win = footprint_window(grid)
     if win is None:
         return None

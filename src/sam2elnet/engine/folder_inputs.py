@@ -1,9 +1,8 @@
 """What a folder job reads before it predicts: its images, their label names, its coarse labels
 and, on ``--resume``, the rows a previous run already finished.
 
-* :func:`split_samples`: the images of ``elnet annotate`` /
-  ``elnet enhance`` in one split of a dataset root (a folder, a file or a list:
-  :func:`sam2elnet.data.naming.list_images`, re-exported here).
+* :func:`split_samples`: the images of ``elnet annotate`` / ``elnet enhance`` in one split of a
+  dataset root (a folder, a file or a list: :func:`sam2elnet.data.naming.list_images`, here too).
 * :func:`unique_names`: the label file name of each image (``.tif`` for GeoTIFF inputs, ``.png``
   otherwise; numbered when two images of a file list share a stem).
 * :func:`label_index`: enhancement's coarse labels by image key (raster masks and vector files in
@@ -115,16 +114,13 @@ def check_resume_model(
     with one warning that its model cannot be checked; a record without ``bands`` (made before
     bands were recorded) is not checked for them.
 
-    ``model_name`` / ``out_name``: the caller's arguments for ``model`` and ``out``, as the
-    messages name them with ``--model`` / ``--out`` from the Python API
-    (:func:`~sam2elnet.option_checks.api_option`; ``annotate_folder``: ``model_path``,
-    ``out_dir``); inside ``elnet`` the flags alone.
+    ``model_name`` / ``out_name``: the caller's names of ``model`` / ``out`` in messages from the
+    API (:func:`~sam2elnet.option_checks.api_option`; annotate_folder: model_path, out_dir).
 
     Raises:
-        UserError: ``resume`` and the folder records another model, or other ``--bands``; one
-            line naming the folder and both models (both band lists) and saying to give a new
-            ``--out``, resume with the recorded model (bands) or drop ``--resume`` to start
-            over. Raised before the model loads and before anything is written.
+        UserError: ``resume`` and the folder records another model, or other ``--bands``: one
+            line naming the folder, both models (band lists) and what to do (a new ``--out``,
+            the recorded ones, no ``--resume``), before the model loads or anything is written.
     """
     from sam2elnet.data.run_model import (
         builtin_identity,
@@ -190,8 +186,7 @@ def _model_text(ident: dict[str, Any]) -> str:
 
 
 def _bands_text(bands: Any) -> str:
-    """``4,3,2`` as typed with ``--bands``; ``the model's default (no --bands)`` for None
-    (``no bands (--bands)`` from the Python API)."""
+    """``4,3,2`` as typed with ``--bands``; for None ``the model's default (no --bands)``."""
     if not bands:
         return f"the model's default (no {api_option('bands')})"
     return ",".join(str(b) for b in bands)
