@@ -9,9 +9,10 @@ another place was refused (before the model loads, for one scene); now a raster 
 (``data.grid_cover.footprint_share`` / ``no_overlap_error`` / ``partial_cover_note``).
 
 One raster file for a folder of scenes (a regional label, ``data.vector_shared.SharedRaster``)
-is not refused for a scene it misses: as one vector file for a folder, that scene is predicted
-from an empty coarse label with one warning per run (``warn_no_features``). A folder of per-scene
-labels, and one scene, keep the refusal.
+is not refused for a scene it misses: that scene is predicted without a coarse label (as without
+``--labels``; was: from an empty one, as one vector file for a folder still does) with one
+warning per run (``warn_no_features``). A folder of per-scene labels, and one scene, keep the
+refusal.
 """
 
 from __future__ import annotations
@@ -241,21 +242,21 @@ def _scenes_apart(folder: Path, *x0s: float) -> list[Path]:
     ]
 
 
-def _empty_label_warning(scene: Path, label: Path) -> str:
+def _missed_warning(scene: Path, label: Path) -> str:
     return (
         f"warning: {scene}: {label} (one label file for all images) does not overlap this "
-        "image, so it is enhanced from an empty coarse label (nothing drawn there); if the file "
-        "should cover it, check the label's CRS and georeference (gdalinfo)"
+        "image, so it is predicted without a coarse label (as elnet annotate predicts it); if "
+        "the file should cover it, check the label's CRS and georeference (gdalinfo)"
     )
 
 
-def test_one_regional_raster_for_a_folder_gives_the_scenes_it_misses_an_empty_label(
+def test_one_regional_raster_for_a_folder_gives_the_scenes_it_misses_no_coarse_label(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """One raster label over a folder (``--labels region.tif``): a scene outside its footprint
-    is predicted from an empty coarse label, with one warning per run and the closing count, as
-    one vector file for several scenes does (was: refused, the scene skipped, ``2 of 3
-    skipped``)."""
+    is predicted without a coarse label, with one warning per run and the closing count (was:
+    refused, the scene skipped, ``2 of 3 skipped``; then from an empty coarse label; the
+    prediction itself: tests/cli/test_cli_shared_raster_missed_windows.py)."""
     from sam2elnet.cli import main
 
     (imgs := tmp_path / "scenes").mkdir()
@@ -268,9 +269,7 @@ def test_one_regional_raster_for_a_folder_gives_the_scenes_it_misses_an_empty_la
     text = said.out + said.err
     assert "3 scenes predicted, 0 already done, 0 skipped" in text.splitlines(), text
     assert not (out / "skipped.csv").exists() and "skipping" not in text, text
-    assert _warnings(text, "(one label file for all images)") == [
-        _empty_label_warning(a, region)
-    ], text
+    assert _warnings(text, "(one label file for all images)") == [_missed_warning(a, region)], text
     assert (
         "note: the warning above (images that the one coarse-label file does not touch) "
         "applied to 2 scenes in all (a.tif, c.tif); only the first was shown" in text.splitlines()
@@ -282,16 +281,21 @@ def test_one_regional_raster_for_a_folder_gives_the_scenes_it_misses_an_empty_la
     ]
 
 
-def test_a_library_call_with_a_shared_raster_reads_an_empty_label_for_a_missed_scene(
+def test_a_library_call_with_a_shared_raster_gives_a_missed_scene_no_coarse_label(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """:class:`CoarseSource` given the file as one label for several scenes
-    (:func:`~sam2elnet.pipeline.scene_files.shared_coarse`) reads zeros for a scene outside its
-    footprint, and the plain path (one scene's own label) is still refused."""
+    (:func:`~sam2elnet.pipeline.scene_files.shared_coarse`) raises ``FootprintMissed`` after
+    the warning for a scene outside its footprint (was: read zeros, an empty label), which
+    :class:`SceneInputs` takes as no coarse label; the plain path (one scene's own label) is
+    still refused."""
     import rasterio
 
+    from sam2elnet.data.grid_cover import FootprintMissed
     from sam2elnet.data.tiling import Window
+    from sam2elnet.engine.executors import SmoothingPredictor
     from sam2elnet.engine.scene_coarse import CoarseSource
+    from sam2elnet.engine.scene_inputs import SceneInputs
     from sam2elnet.errors import DataError
     from sam2elnet.pipeline.scene_files import shared_coarse
 
@@ -301,13 +305,15 @@ def test_a_library_call_with_a_shared_raster_reads_an_empty_label_for_a_missed_s
     assert shared is not None and Path(shared) == region
     assert shared_coarse(region, [a]) is None  # one scene: its own label
     with rasterio.open(a) as ds, caplog.at_level("WARNING"):
-        src = CoarseSource(shared, ds)
-        got = src.read(Window(0, 0, H, W))
-        src.close()
+        with pytest.raises(FootprintMissed):
+            CoarseSource(shared, ds)
         with pytest.raises(DataError, match="does not overlap the scene"):
             CoarseSource(region, ds)
-    assert got.shape == (H, W) and got.dtype == np.uint8 and not got.any()
-    assert [r.getMessage() for r in caplog.records] == [_empty_label_warning(a, region)[9:]]
+    assert [r.getMessage() for r in caplog.records] == [_missed_warning(a, region)[9:]]
+    with SceneInputs(a, SmoothingPredictor(), coarse=shared) as inputs:
+        assert inputs.coarse is None and inputs.coarse_missed
+    with SceneInputs(b, SmoothingPredictor(), coarse=shared) as inputs:
+        assert inputs.coarse is not None and not inputs.coarse_missed
     with rasterio.open(b) as ds:
         src = CoarseSource(shared, ds)
         assert src.read(Window(0, 0, H, W)).any()

@@ -6,8 +6,8 @@ would so give an all-background coarse label, and the image would be enhanced fr
 :func:`footprint_share` measures the covered share cheaply, :func:`no_overlap_error` is the
 refusal of a label covering none of its image and :func:`partial_cover_note` the warning of one
 covering part of it; :func:`footprint_missed` is the one rule of a label that misses its image
-(refused, or, one raster for several images, an empty label with the shared file's warning;
-no label at all for a whole ``enhance`` image, :class:`FootprintMissed`).
+(refused, or, one raster for several images, an empty label with the shared file's warning,
+or, ``annotated``, no label at all for an ``enhance`` image or a scene, :class:`FootprintMissed`).
 Used by ``elnet scene`` / large ``enhance`` images
 (:class:`sam2elnet.engine.scene_coarse.CoarseSource`) and whole ``enhance`` images
 (:func:`sam2elnet.data.masks.read_mask_on_grid`, with the exact count of its placement).
@@ -199,10 +199,11 @@ def footprint_missed(
     region.tif`` with a folder of scenes, ``enhance --labels region.tif`` with a folder of
     images) is a regional label, not this image's own: the caller gives the image an empty
     label, and :func:`~sam2elnet.data.vector_shared.warn_no_features` says so once per run
-    (unless ``quiet``), as for one vector file for several images. With ``annotated`` (a whole
-    ``enhance`` image) the image gets no coarse label at all: the warning says it is predicted
-    as ``elnet annotate`` predicts it, and :class:`FootprintMissed` tells the caller
-    (``engine.folder_chunk``), which predicts it so.
+    (unless ``quiet``), as for one vector file for several images. With ``annotated`` (an
+    ``enhance`` image, whole or window by window, or a scene) the image gets no coarse label at
+    all: the warning says it is predicted as ``elnet annotate`` predicts it, and
+    :class:`FootprintMissed` tells the caller (``engine.folder_chunk``,
+    ``engine.scene_inputs``), which predicts it so.
 
     Raises:
         DataError: not ``shared`` (:func:`no_overlap_error`, with ``what`` and ``label``).
@@ -218,7 +219,9 @@ def footprint_missed(
 
 class FootprintMissed(Exception):  # a signal, not an error: no user sees it
     """Raised by :func:`footprint_missed` with ``annotated`` (through
-    :func:`~sam2elnet.data.masks.read_mask_on_grid`): one raster label for several images
+    :func:`~sam2elnet.data.masks.read_mask_on_grid` for whole images,
+    :class:`~sam2elnet.engine.scene_coarse.CoarseSource` for scenes and images predicted window
+    by window): one raster label for several images
     misses this one, which gets no coarse label, not an empty one; it is predicted as ``elnet
     annotate`` predicts it (no coarse input, so ``quality.csv``'s ``has_coarse`` is 0 and its
     score an annotation's), where an all-background coarse label would tell the model, and

@@ -120,12 +120,13 @@ class SharedRaster:
     region.tif``, :func:`~sam2elnet.pipeline.scene_files.shared_coarse`; ``elnet enhance
     --images FOLDER --labels region.tif``; :func:`share_raster`): a regional label, not one
     scene's own, placed on each by map position. It stands where the file's path stands (``os.fspath``, ``str`` and
-    ``Path(...)`` give ``path``); picklable. A scene whose footprint it misses is predicted from
-    an empty coarse label with the one warning per run of a shared file
-    (:func:`warn_no_features`), as with a :class:`SharedVector`, instead of being refused
-    (:func:`~sam2elnet.data.grid_cover.no_overlap_error`, the rule for one scene's own label);
-    a whole ``enhance`` image it misses is predicted without a coarse label, as ``annotate``
-    predicts it (:class:`~sam2elnet.data.grid_cover.FootprintMissed`)."""
+    ``Path(...)`` give ``path``); picklable. A scene or image whose footprint it misses is not
+    refused (:func:`~sam2elnet.data.grid_cover.no_overlap_error`, the rule for one scene's own
+    label) but, with the one warning per run of a shared file (:func:`warn_no_features`),
+    predicted without a coarse label, as ``annotate`` predicts it (whole images, images
+    predicted window by window and scenes alike:
+    :class:`~sam2elnet.data.grid_cover.FootprintMissed`), where a :class:`SharedVector` gives
+    such an image an empty coarse label."""
 
     path: Path
 
@@ -310,17 +311,17 @@ def warn_no_features(
     :func:`~sam2elnet.utils.run_warnings.repeated_notes`).
 
     Such an image is enhanced from the empty label (a whole image's label then stays empty
-    unless ``--new-objects keep``; a whole image a shared raster misses: ``annotated``, below),
-    as ``elnet evaluate`` scores a prediction outside a shared truth file against an empty
-    truth; before, it was skipped with "none of the label features overlaps the image;
+    unless ``--new-objects keep``; an image or scene a shared raster misses: ``annotated``,
+    below), as ``elnet evaluate`` scores a prediction outside a shared truth file against an
+    empty truth; before, it was skipped with "none of the label features overlaps the image;
     check the label CRS", which blamed the CRS for an image nobody drew on (a raster: "does not
     overlap the scene at all"). An image without
     georeference takes the features whose ``source`` / ``label`` names it
     (:func:`~sam2elnet.data.vector.rasterize_vector`): there no CRS is involved, and the
     warning says to check those names instead. ``by_name``: whether that is the case (None:
     ``image`` is an image file, worked out from it; a scene is never placed by name; never
-    with ``raster``). ``annotated`` (with ``raster``: a whole ``enhance`` image, whose coarse
-    label is then absent, not empty, :class:`~sam2elnet.data.grid_cover.FootprintMissed`): the
+    with ``raster``). ``annotated`` (with ``raster``: an ``enhance`` image or a scene, whose
+    coarse label is then absent, not empty, :class:`~sam2elnet.data.grid_cover.FootprintMissed`): the
     warning says the image is predicted without a coarse label, as ``elnet annotate`` predicts
     it.
     """

@@ -102,7 +102,10 @@ def predict_large(
         executor: the job's executor; the window batches run on it (this process or Ray actors).
         skips: the job's skip list; an image that cannot be used is added to it.
         f: the image; ``name``: its label's file name (unique in the job).
-        coarse: its coarse label (enhance), None for annotate.
+        coarse: its coarse label (enhance), None for annotate. One raster for several
+            images (:class:`~sam2elnet.data.vector_shared.SharedRaster`) whose footprint
+            misses ``f``: ``f`` is predicted, and its row written, as annotate's
+            (``SceneResult.coarse_missed``), as a whole image is.
         window: the windows' side (:func:`~sam2elnet.engine.window_size.resolve_tile`: given
             or chosen); ``overlap``: theirs, px; ``progress``: show a progress bar.
         size: ``f``'s (height, width) px as the job's planner read it from the header
@@ -126,13 +129,6 @@ def predict_large(
     except DataError as err:
         skips.add(f, err)
         return None
-    if coarse is not None and spec.rule is not None and spec.rule.active:
-        warn_once(
-            log,
-            "--new-objects / --max-growth not applied to images predicted window by window",
-            f"{f.name}: predicted window by window; --new-objects drop / --max-growth apply "
-            "to whole images only and are not applied to this image",
-        )
     scorer = QualityScoringPredictor(p) if p.evaluator.fitted else p
     tile = window.tile
     tile_px = tile * tile
@@ -167,6 +163,15 @@ def predict_large(
         tally.n_images += 1
         tally.n_windows += res.n_predicted
         tally.seconds += res.seconds
+    if res.coarse_missed:  # a shared raster missing f: predicted, and its row, as annotate's
+        coarse = None
+    if coarse is not None and spec.rule is not None and spec.rule.active:
+        warn_once(
+            log,
+            "--new-objects / --max-growth not applied to images predicted window by window",
+            f"{f.name}: predicted window by window; --new-objects drop / --max-growth apply "
+            "to whole images only and are not applied to this image",
+        )
     changes: dict[str, Any] = {}
     if coarse is not None:  # enhance: the same change statistics / map as whole images
         changes = scene_changes(

@@ -227,8 +227,8 @@ def enhance_folder(
     (:func:`~sam2elnet.data.grid_cover.footprint_missed`), predicted without a coarse label as
     :func:`annotate_folder` predicts it (its ``quality.csv`` row: ``has_coarse`` 0,
     ``coarse_agreement`` 0, no ``coarse`` or change columns;
-    :class:`~sam2elnet.data.grid_cover.FootprintMissed`), or, on the window path, from an empty
-    coarse label; an image without
+    :class:`~sam2elnet.data.grid_cover.FootprintMissed`; on the window path too, its row then
+    without ``coarse`` or change columns); an image without
     georeference is skipped with the reason (none georeferenced: one UserError).
     ``max_memory`` routes images too large to predict whole to the window-by-window path, as in
     :func:`annotate_folder`, and ``executor_factory`` spreads the work as there. ``warp_to`` /

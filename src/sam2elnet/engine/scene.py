@@ -127,6 +127,10 @@ class SceneResult:
     """(width, height) in px of the label written after ``--warp-to`` (None: the scene's grid)."""
     quality_flag: str = ""
     """Why the label is unusable (``constant image`` ...: ``keep_unusable``), else ``""``."""
+    coarse_missed: bool = False
+    """The ``coarse`` label, one raster for several scenes, misses this scene: it was predicted
+    without a coarse label, as without ``coarse``
+    (:attr:`~sam2elnet.engine.scene_inputs.SceneInputs.coarse_missed`)."""
 
     def summary(self) -> str:
         """One line for the CLI (the label's size; with ``--warp-to`` the scene's size too)."""
@@ -225,7 +229,10 @@ def predict_scene(
         threshold: probability threshold of the label, in [0, 1].
         coarse: coarse label for label enhancement (raster on any grid with a CRS, or
             GeoJSON/GeoPackage/Shapefile, also one already read:
-            :class:`~sam2elnet.data.vector_shared.SharedVector`); None annotates from scratch.
+            :class:`~sam2elnet.data.vector_shared.SharedVector`); None annotates from scratch,
+            as does one raster for several scenes
+            (:class:`~sam2elnet.data.vector_shared.SharedRaster`) whose footprint misses this
+            scene (said once per run; ``SceneResult.coarse_missed``).
         prob_path: also write blended probabilities here (GeoTIFF).
         prob_dtype: ``"float32"`` (NaN nodata) or ``"uint8"`` (``round(p * 254)``, nodata 255).
         quality_gpkg: also write one footprint polygon per predicted window (layer ``tiles``)
@@ -312,7 +319,7 @@ def predict_scene(
         src, H, W = inputs.src, inputs.height, inputs.width
         windows = plan_windows(H, W, tile, overlap)
         th, tw = windows[0].height, windows[0].width
-        batch_size = _memory_batch(predictor, batch_size, th * tw, coarse is not None)
+        batch_size = _memory_batch(predictor, batch_size, th * tw, inputs.coarse is not None)
         weights = blend_weights(th, tw, overlap)
         wy, wx = weight_sums(H, W, tile, overlap)
         label_profile, prob_profile = output_profiles(src, prob_dtype)
@@ -410,6 +417,7 @@ def predict_scene(
         notes=inputs.notes,
         out_size=out_size,
         quality_flag=flag,
+        coarse_missed=inputs.coarse_missed,
     )
 
 

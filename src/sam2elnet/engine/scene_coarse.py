@@ -65,8 +65,11 @@ class CoarseSource:
     :meth:`close`); scene pixels outside its footprint are background. Such a raster whose
     footprint misses the scene is refused, one covering only part of it is warned about
     (:func:`sam2elnet.data.grid_cover.footprint_share`); one raster for several scenes (a
-    :class:`~sam2elnet.data.vector_shared.SharedRaster`) that misses the scene reads as an empty
-    label (zeros), with the shared file's one warning per run, as a shared vector file.
+    :class:`~sam2elnet.data.vector_shared.SharedRaster`) that misses the scene gives the scene
+    no coarse label at all: after the shared file's one warning per run it raises
+    :class:`~sam2elnet.data.grid_cover.FootprintMissed`, and the scene is predicted as without
+    ``--labels`` (:class:`~sam2elnet.engine.scene_inputs.SceneInputs`), as a whole ``enhance``
+    image is (a shared vector file that misses it still gives an empty label).
 
     Args:
         path: the label file (raster, or GeoJSON / GPKG / SHP, :func:`~sam2elnet.data.vector.
@@ -80,8 +83,9 @@ class CoarseSource:
         quiet: no warning for a raster on another grid that covers only part of the scene, nor
             for a scene that a shared file (a
             :class:`~sam2elnet.data.vector_shared.SharedVector` or ``SharedRaster``, which
-            serves several scenes or images: one it does not touch gets an empty label,
-            :func:`~sam2elnet.data.vector_shared.warn_no_features`) does not touch (said once already).
+            serves several scenes or images: one it does not touch gets an empty label, or
+            none, :func:`~sam2elnet.data.vector_shared.warn_no_features`) does not touch (said
+            once already).
         place: False: a raster on another grid is checked (its size, georeference and values)
             but not resampled onto the scene, and :meth:`read` must not be called: the look
             before the model loads (:func:`sam2elnet.engine.scene_inputs.precheck_coarse`).
@@ -93,6 +97,9 @@ class CoarseSource:
             :class:`~sam2elnet.data.vector_shared.SharedRaster`); a ``SharedRaster`` or scene
             without georeference (:func:`sam2elnet.data.grid_cover.check_shared_georef`); GCPs
             GDAL cannot place the label with.
+        FootprintMissed: a ``SharedRaster`` whose footprint misses the scene, after the
+            warning (:func:`sam2elnet.data.grid_cover.footprint_missed`; not an error: the
+            scene has no coarse label).
     """
 
     def __init__(
@@ -116,7 +123,6 @@ class CoarseSource:
         self._placed: Any = None  # the label on the scene grid (another grid only)
         self._tmp: Any = None
         self._vec = None
-        self._empty = False  # a shared raster missing the scene: an empty label
         self.notes: list[str] = []
         if not self.path.exists():
             raise DataError("coarse label file does not exist; check the path", self.path)
@@ -198,22 +204,22 @@ class CoarseSource:
         self._encoding = mask_encoding(
             ov, nodata=self._nodata, positive_values=positive_values, path=self.path
         )
-        if grid is not None and place and not self._empty:
+        if grid is not None and place:
             self._place(grid, scene)
 
     def _check_cover(self, grid: Any, quiet: bool, shared: bool = False) -> None:
         """Refuse a label on another grid whose footprint misses the scene, or, ``shared`` (one
-        raster for several scenes, :class:`~sam2elnet.data.vector_shared.SharedRaster`), take
-        it as an empty label with the shared file's warning (unless ``quiet``,
-        :func:`~sam2elnet.data.vector_shared.warn_no_features`); warn (unless ``quiet``) when it
-        covers only part of it (:func:`~sam2elnet.data.grid_cover.footprint_share`)."""
+        raster for several scenes, :class:`~sam2elnet.data.vector_shared.SharedRaster`), raise
+        :class:`~sam2elnet.data.grid_cover.FootprintMissed` after the shared file's warning
+        (unless ``quiet``, :func:`~sam2elnet.data.vector_shared.warn_no_features`): the scene
+        has no coarse label; warn (unless ``quiet``) when it covers only part of it
+        (:func:`~sam2elnet.data.grid_cover.footprint_share`)."""
         share = footprint_share(grid, path=self.path, like=self._scene_name)
-        if share <= 0:  # refused, or (shared) an empty label with the shared file's warning
+        if share <= 0:  # refused, or (shared) no coarse label: FootprintMissed
             footprint_missed(
-                self.path, self._scene_name, grid, what="scene", shared=shared, quiet=quiet
-            )
-            self._empty = True
-            return
+                self.path, self._scene_name, grid, what="scene", shared=shared, quiet=quiet,
+                annotated=True,
+            )  # fmt: skip
         if share < FULL_COVER:
             self.notes.append(partial_cover_note(self.path, self._scene_name, share, "scene"))
             if not quiet:
@@ -235,8 +241,6 @@ class CoarseSource:
         """uint8 (h, w) 0/1 coarse mask for window ``w`` of the scene."""
         if self._vec is not None:
             return self._vec.rasterize(w)
-        if self._empty:
-            return np.zeros((w.height, w.width), np.uint8)
         a = (self._placed or self._ds).read(1, window=w.to_rasterio())
         return self._encoding.apply(a)[0].astype(np.uint8)
 

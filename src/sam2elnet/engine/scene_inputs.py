@@ -22,6 +22,7 @@ import numpy as np
 
 from sam2elnet.data.gdal_errors import raster_error_text
 from sam2elnet.data.georef import MIN_GCPS
+from sam2elnet.data.grid_cover import FootprintMissed
 from sam2elnet.data.grids import GcpGrid
 from sam2elnet.data.tiling import Window
 from sam2elnet.data.validity import ALL_NODATA_FLAG, dataset_valid
@@ -301,7 +302,10 @@ class SceneInputs:
         src: the open rasterio dataset.
         normalizer: the frozen :class:`SceneNormalizer`.
         bands: band indexes read from ``src``.
-        coarse: the :class:`CoarseSource` or None.
+        coarse: the :class:`CoarseSource` or None (no ``coarse``, or :attr:`coarse_missed`).
+        coarse_missed: ``coarse``, one raster for several scenes, misses this one: no coarse
+            label, predicted as without ``coarse`` (said once per run;
+            :class:`~sam2elnet.data.grid_cover.FootprintMissed`).
         notes: things a user should know (no CRS, vector-label remarks).
     """
 
@@ -324,6 +328,7 @@ class SceneInputs:
         self.path = Path(path)
         self.notes: list[str] = []
         self.coarse: CoarseSource | None = None
+        self.coarse_missed = False
         self.spread = ValueSpread()  # the valid pixels' value ranges, gathered by read_windows
         self.src = open_scene(self.path)
         # the --quality-gpkg windows' convention (option_values.PIXEL_COORDS)
@@ -364,15 +369,14 @@ class SceneInputs:
                 raise DataError(raster_error_text("scene", err), self.path) from None
             self.bands = self.normalizer.bands or list(range(1, self.src.count + 1))
             if coarse is not None:
-                self.coarse = CoarseSource(
-                    coarse,
-                    self.src,
-                    line_width=line_width,
-                    line_width_unit=line_width_unit,
-                    pixel_coords=pixel_coords,
-                    positive_values=coarse_positive_values,
-                )
-                self.notes.extend(self.coarse.notes)
+                try:
+                    self.coarse = CoarseSource(
+                        coarse, self.src, line_width=line_width, line_width_unit=line_width_unit,
+                        pixel_coords=pixel_coords, positive_values=coarse_positive_values,
+                    )  # fmt: skip
+                    self.notes.extend(self.coarse.notes)
+                except FootprintMissed:  # a shared raster missing the scene: no coarse label
+                    self.coarse_missed = True
             dtype = np.dtype(self.src.dtypes[self.bands[0] - 1])
             self._is_float = np.issubdtype(dtype, np.floating)
         except BaseException:

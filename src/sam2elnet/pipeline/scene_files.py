@@ -71,8 +71,8 @@ def shared_coarse(coarse: str | Path | None, scenes: list[Path], layer: str | No
     (:func:`~sam2elnet.engine.scene_inputs.precheck_coarse`) and the scene is predicted from
     the same frame. One raster file for several scenes: a
     :class:`~sam2elnet.data.vector_shared.SharedRaster` (a scene outside its footprint is
-    enhanced from an empty coarse label with that same one warning per run, not refused as one
-    scene's own raster label is). None otherwise (a label folder, one scene's raster). Already
+    predicted without a coarse label, as without ``--labels``, with that same one warning per
+    run, not refused as one scene's own raster label is). None otherwise (a label folder, one scene's raster). Already
     read: as it is.
 
     Raises:
