@@ -47,6 +47,7 @@ def _pairs(root: Path, size: int, count: int) -> list[tuple[Path, Path]]:
 
 def bench(name: str, width: int, size: int, steps: int, reps: int) -> dict[str, float]:
     """Seconds per optimiser step of each layout (median over ``reps`` alternating runs)."""
+    from sam2elnet.data.load_cache import LoadCache
     from sam2elnet.engine.downstream_config import DownstreamConfig
     from sam2elnet.engine.downstream_train import train_downstream
 
@@ -59,7 +60,7 @@ def bench(name: str, width: int, size: int, steps: int, reps: int) -> dict[str, 
     )
     with tempfile.TemporaryDirectory(prefix="bench_downstream_") as tmp:
         pairs = _pairs(Path(tmp), size, 16)
-        cache: dict = {}  # decoded images shared, as the settings of one experiment share them
+        cache = LoadCache()  # decoded images shared, as the settings of one experiment share them
 
         def run(layout: str):
             def fn():
