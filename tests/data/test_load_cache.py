@@ -147,3 +147,16 @@ def test_one_cache_keeps_each_choice_of_object_classes_apart(tmp_path) -> None:
     np.testing.assert_array_equal(masks[0], classes == 1)
     np.testing.assert_array_equal(masks[1], classes == 2)
     assert len(cache) == 2
+
+
+def test_the_training_cache_limit_from_the_environment() -> None:
+    from sam2elnet.data.load_cache import TRAIN_CACHE_BYTES, train_cache_bytes
+    from sam2elnet.errors import UserError
+
+    assert train_cache_bytes({}) == TRAIN_CACHE_BYTES == 256 * 2**20
+    assert train_cache_bytes({"SAM2ELNET_TRAIN_CACHE_MB": " "}) == TRAIN_CACHE_BYTES
+    assert train_cache_bytes({"SAM2ELNET_TRAIN_CACHE_MB": "0"}) == 0
+    assert train_cache_bytes({"SAM2ELNET_TRAIN_CACHE_MB": "64"}) == 64 * 2**20
+    for bad in ("-1", "1.5", "lots"):
+        with pytest.raises(UserError, match=r"SAM2ELNET_TRAIN_CACHE_MB='.*' is not a whole number"):
+            train_cache_bytes({"SAM2ELNET_TRAIN_CACHE_MB": bad})

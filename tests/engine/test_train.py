@@ -353,3 +353,31 @@ def test_training_decodes_each_image_once(tmp_path: Path, monkeypatch: pytest.Mo
     train_names = set(res.splits["train"])  # sample ids: the images' stems
     assert len(train_names) == 4
     assert sorted(r for r in reads if r in train_names) == sorted(train_names)
+    # SAM2ELNET_TRAIN_CACHE_MB=0: no cache, every epoch decodes its images again (as before)
+    reads.clear()
+    monkeypatch.setenv("SAM2ELNET_TRAIN_CACHE_MB", "0")
+    train(small_cfg(data, tmp_path / "r0", epochs=3, fit_quality=False))
+    assert sorted(r for r in reads if r in train_names) == sorted([*train_names] * 3)
+
+
+def test_a_bad_training_cache_limit_is_one_error_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data = make_dataset(tmp_path / "d", n=4)
+    env = {**os.environ, "SAM2ELNET_TRAIN_CACHE_MB": "lots", "PYTHONPATH": "src"}
+    cmd = [sys.executable, "-m", "sam2elnet.cli", "train", "--data", str(data), "--out"]
+    proc = subprocess.run(
+        [*cmd, str(tmp_path / "r"), "--size", "micro", "--epochs", "1", "--image-size", "32"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert lines == [
+        "error: SAM2ELNET_TRAIN_CACHE_MB='lots' is not a whole number of MiB; set it to 0 (no "
+        "cache of decoded training images) or a limit such as 256, or unset it"
+    ]
+    assert "Traceback" not in proc.stderr

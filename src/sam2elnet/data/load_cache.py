@@ -10,7 +10,8 @@ on the 2-core VM of docs/benchmarks.md, all of it on the training's critical pat
 worker on 2 cores).
 
 The cache holds at most ``max_bytes`` of arrays (None: no limit); a sample that does not fit is
-read each time, as without a cache. It serves only the process that made it: a copy in a
+read each time, as without a cache. ``elnet train`` gives its training set one of
+:func:`train_cache_bytes` (256 MiB, or ``SAM2ELNET_TRAIN_CACHE_MB``; 0 turns it off). It serves only the process that made it: a copy in a
 DataLoader worker (forked or pickled) reads as if there were none, so worker processes never
 hold copies of their own (they read beside the training anyway), and the limit bounds the memory
 of the whole run (of each process of a distributed run: every rank has its own). Kept arrays are
@@ -20,14 +21,43 @@ read-only: an in-place change by a caller raises instead of altering the next ep
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
 
+from sam2elnet.errors import UserError
+
 #: Default limit of the SAM2-ELNet training's cache (:func:`sam2elnet.engine.train.train`):
-#: ~1,000 three-band 128 px samples or ~250 of 256 px (float32 image, bool masks).
+#: ~1,000 three-band 128 px samples or ~300 of 256 px (float32 image, bool masks).
 TRAIN_CACHE_BYTES = 256 * 2**20
+
+#: The environment variable that sets the training cache's limit in MiB (0: no cache).
+ENV_TRAIN_CACHE = "SAM2ELNET_TRAIN_CACHE_MB"
+
+
+def train_cache_bytes(environ: Mapping[str, str] | None = None) -> int:
+    """The training cache's limit in bytes: ``SAM2ELNET_TRAIN_CACHE_MB`` MiB when set (0 turns
+    the cache off: every epoch decodes its images again, as before 2026-12-05), else
+    :data:`TRAIN_CACHE_BYTES`.
+
+    Raises:
+        UserError: the variable is not a whole number >= 0.
+    """
+    env = os.environ if environ is None else environ
+    text = env.get(ENV_TRAIN_CACHE, "").strip()
+    if not text:
+        return TRAIN_CACHE_BYTES
+    try:
+        mib = int(text)
+    except ValueError:
+        mib = -1
+    if mib < 0:
+        raise UserError(
+            f"{ENV_TRAIN_CACHE}={text!r} is not a whole number of MiB; set it to 0 (no cache of "
+            f"decoded training images) or a limit such as {TRAIN_CACHE_BYTES // 2**20}, or unset it"
+        )
+    return mib * 2**20
 
 
 class LoadCache:

@@ -55,7 +55,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from sam2elnet.config import TrainConfig
-from sam2elnet.data.load_cache import TRAIN_CACHE_BYTES, LoadCache
+from sam2elnet.data.load_cache import LoadCache, train_cache_bytes
 from sam2elnet.data.runfolder import SKIPPED_CSV
 from sam2elnet.engine.quality_crossfit import check_crossfit
 from sam2elnet.engine.runtime import (
@@ -235,7 +235,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         positive_values=_positive(cfg),
         augmentation=augmentation,
         # each image decoded once, not once an epoch (in this process: workers read anyway)
-        cache=LoadCache(TRAIN_CACHE_BYTES),
+        cache=LoadCache(train_cache_bytes()),
     )
     n_windowed = train_ds.prepare_windows()  # before the workers fork: they inherit the plans
     if n_windowed:
