@@ -200,6 +200,28 @@ def test_verdict_states_ratio_interval_and_saving() -> None:
     assert "480 hand labels instead of 1600 (70.0 % fewer)" in lines[1]
 
 
+def test_an_undecided_verdict_does_not_decide_in_its_headline() -> None:
+    """A ratio interval that contains 97 %: the headline said "does not reach 97%" and the
+    bracket "the data cannot decide" (a user trial read it as a contradiction)."""
+    a = _counts(12, 0.70, 0.3, 6)  # few, spread images: a wide interval
+    c = _counts(12, 0.62, 0.3, 7)
+
+    def row(key: str, cnt: np.ndarray) -> dict:
+        tp, fp, fn = cnt[:, :3].sum(axis=0)
+        return {"setting": key, "iou": tp / (tp + fp + fn), "hand_labels": 9, "skipped": None}
+
+    lines = verdict_lines(
+        [row("full", a), row("auto_filtered", c)], {"full": a, "auto_filtered": c}
+    )
+    ratio = row("auto_filtered", c)["iou"] / row("full", a)["iou"]
+    assert ratio < 0.97  # the point estimate alone would say "does not reach"
+    assert lines[0].startswith(
+        "(c) filtered auto-labels only is not shown to reach or to miss 97% of (a): IoU "
+    )
+    assert "the interval contains 97%, so the data cannot decide" in lines[0]
+    assert "does not reach" not in lines[0]
+
+
 def test_experiment_identity_is_frozen() -> None:
     """Runs started by earlier versions must resume: the identity (experiment.json) keys may not
     change when options are added (new options belong to RUNTIME / DOWNSTREAM or need a migration)."""

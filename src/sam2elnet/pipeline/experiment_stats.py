@@ -300,6 +300,8 @@ def verdict_lines(
             else ""
         )
         reach = "reaches" if ratio >= target else "does not reach"
+        if ci is not None and ci[0] < target <= ci[1]:  # the headline must not decide either
+            reach = "is not shown to reach or to miss"
         text = (
             f"{TABLE1_SETTINGS[key]} {reach} {target:.0%} of (a): IoU {r['iou']:.3f} vs "
             f"{a['iou']:.3f} = {_pct(ratio)} of (a)"
