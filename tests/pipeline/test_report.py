@@ -142,6 +142,28 @@ def test_unfiltered_labels_are_not_called_kept(tmp_path: Path) -> None:
     assert text.count('class="badge kept"') == 6 and "No quality filter ran" not in text
 
 
+def test_summary_counts_add_up_with_items_no_filter_decided_on(tmp_path: Path) -> None:
+    """The demo's report: 3 kept and 3 rejected auto-labels beside 2 enhanced labels (no filter
+    decision) read "images 8, kept 3, rejected 3", leaving 2 unexplained."""
+    extra = [
+        ReportItem(name=f"enh{k}", image=np.zeros((8, 8)), predicted_iou=0.5, kept=None)
+        for k in range(2)
+    ]
+    text = write_report(
+        tmp_path / "r.html", _items() + extra, title="t", quality_threshold=0.75
+    ).read_text(encoding="utf-8")
+
+    def count(label: str, page: str) -> str | None:
+        found = re.search(rf">{label}</abbr>(?:<code[^>]*>\w+</code>)?</th><td[^>]*>(\d+)<", page)
+        return found.group(1) if found else None
+
+    assert [count(k, text) for k in ("images", "kept", "rejected", "not filtered")] == [
+        "8", "3", "3", "2"
+    ]  # fmt: skip
+    only_filtered = write_report(tmp_path / "f.html", _items(), title="t", quality_threshold=0.75)
+    assert count("not filtered", only_filtered.read_text(encoding="utf-8")) is None
+
+
 def test_no_filter_alert_where_no_filter_could_have_run(tmp_path: Path) -> None:
     """The cv report said "No quality filter ran (no --min-quality / --target-precision)": cv has
     no such options. ``filter_possible=False`` keeps the 'unfiltered' badges, drops the alert."""

@@ -169,6 +169,11 @@ GLOSSARY: dict[str, tuple[str, str]] = {
     "items": ("images", "Images in this report."),
     "kept": ("kept", "Labels the quality filter kept."),
     "rejected": ("rejected", "Labels the quality filter rejected."),
+    "not_filtered": (
+        "not filtered",
+        "Images of this report the quality filter did not decide on (e.g. enhanced labels shown "
+        "beside filtered auto-labels).",
+    ),
     "true_objects": ("true objects", "8-connected components of the ground truth."),
     "missed_objects": (
         "missed objects",

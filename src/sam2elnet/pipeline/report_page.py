@@ -171,6 +171,8 @@ def render_report(
     summary: dict[str, Any] = {"items": len(items)}
     if filter_applied:
         summary["kept"], summary["rejected"] = n_kept, n_rej
+        if n_kept + n_rej < len(items):  # e.g. the demo's enhanced labels beside its auto-labels
+            summary["not_filtered"] = len(items) - n_kept - n_rej  # so the counts add up
     if is_finite(quality_threshold):
         summary["threshold"] = float(quality_threshold)  # type: ignore[arg-type]
     q = [v["predicted"] for v in views if v["predicted"] is not None]
