@@ -381,3 +381,28 @@ def test_a_bad_training_cache_limit_is_one_error_line(tmp_path: Path) -> None:
         "cache of decoded training images) or a limit such as 256, or unset it"
     ]
     assert "Traceback" not in proc.stderr
+
+
+def test_resume_says_when_the_images_changed_since_the_run_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run started with a corrupt file, interrupted, the file fixed, resumed: it went on with
+    one image more and rewrote splits.json without a word (a user trial)."""
+    import sam2elnet.engine.train as tr
+
+    data = make_dataset(tmp_path / "d", n=8)
+    good = (data / "images" / "s05.png").read_bytes()
+    (data / "images" / "s05.png").write_bytes(good[:40])  # truncated: skipped
+    cfg = small_cfg(data, tmp_path / "r", epochs=3, fit_quality=False)
+    _killed_after_epoch_1(tr, cfg, monkeypatch)
+    (data / "images" / "s05.png").write_bytes(good)  # fixed
+    resumed = cfg.model_copy(update={"resume": True})
+    said: list[str] = []
+    tr.train(resumed, echo=said.append)
+    notes = [s for s in said if s.startswith("note: the images differ")]
+    assert len(notes) == 1, said
+    assert "set: 1 image more (s05)" in notes[0]
+    assert "the resumed epochs train on the images found now" in notes[0]
+    said.clear()
+    tr.train(resumed, echo=said.append)  # finished: the same images as recorded
+    assert not [s for s in said if s.startswith("note: the images differ")], said

@@ -100,6 +100,7 @@ from sam2elnet.engine.train_schedule import (
 )
 from sam2elnet.engine.train_setup import (
     build_model_for,
+    changed_split_note,
     check_weights_file,
     crop_share_note,
     prepare_run_dir,
@@ -292,6 +293,8 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         )  # fmt: skip
         resumed = resume_note(st.start_epoch, cfg.epochs)
         say(where)
+        if dist_info.main and (changed := changed_split_note(out / "splits.json", data.splits)):
+            say(changed)
 
     ddp_model: torch.nn.Module = model
     if dist_info.enabled:

@@ -4,6 +4,7 @@ network to train (new, or ``--init-model`` to fine-tune further).
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from collections.abc import Mapping
@@ -305,6 +306,37 @@ def resume_note(start_epoch: int, epochs: int) -> str:
     if start_epoch < epochs:
         return f"continued at epoch {start_epoch + 1} of {epochs}"
     return f"all {epochs} epochs were done; only the steps after training ran"
+
+
+def changed_split_note(splits_json: Path, splits: dict[str, Any]) -> str | None:
+    """A note when ``--resume`` finds other training or validation images than the run recorded
+    in ``splits_json`` when it started (a file fixed, added or removed since: the resumed epochs
+    train on the images found now, so the run no longer equals an uninterrupted one); None when
+    they are the same or nothing readable is recorded. ``splits``: ``{"train": [ids], "val":
+    [ids]}`` of this run."""
+    try:
+        before = json.loads(splits_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    parts = []
+    for part in ("train", "val"):
+        old, new = set(before.get(part) or []), set(splits.get(part) or [])
+        if old == new:
+            continue
+        gained, lost = sorted(new - old), sorted(old - new)
+        said = [
+            f"{plural(len(ids), 'image')} {what} ({', '.join(ids[:3])}{', ...' * (len(ids) > 3)})"
+            for ids, what in ((gained, "more"), (lost, "fewer"))
+            if ids
+        ]
+        parts.append(f"{'training' if part == 'train' else 'validation'} set: {', '.join(said)}")
+    if not parts:
+        return None
+    return (
+        f"note: the images differ from those this run started with ({'; '.join(parts)}): a file "
+        "was fixed, added or removed since; the resumed epochs train on the images found now, so "
+        "the run no longer equals an uninterrupted one"
+    )
 
 
 def check_weights_file(cfg: TrainConfig, random_init: str | None = None) -> None:
