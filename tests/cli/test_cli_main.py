@@ -217,3 +217,45 @@ def test_command_help_paragraphs_are_not_broken_at_the_docstrings_line_breaks():
 
     helps = {c.name: c.help for c in app.registered_commands}
     assert all("\n" not in p for h in helps.values() for p in h.split("\n\n")), helps
+
+
+@pytest.mark.parametrize(
+    ("args", "held", "says"),
+    [
+        (["train", "--data", "d", "--out", "RUN"], None, "before RUN held anything"),
+        (["train", "--data", "d", "--out", "RUN"], "train.log", "before RUN held anything"),
+        (["train", "--out", "RUN", "--resume"], "config.yaml", "re-run with --resume"),
+        (["train", "--data", "d", "--out=RUN"], "last.pt", "re-run with --resume"),
+        (["annotate", "--model", "m.pt", "--images", "i", "--out", "RUN"], None, "before RUN"),
+        (["annotate", "--model", "m.pt", "--out", "RUN"], ".x.tmp.tif", "before RUN"),
+        (["annotate", "--model", "m.pt", "--out", "RUN"], "quality.csv", "re-run with --resume"),
+        (["experiment", "--out", "RUN"], None, "before RUN held anything"),
+        (["scene", "--image", "x.tif", "--out", "RUN"], None, "before RUN held anything"),
+        (["demo", "--out", "RUN"], None, "before RUN held anything"),
+    ],
+)
+def test_an_interrupt_before_the_out_folder_holds_a_run_says_run_it_again(
+    monkeypatch, capsys, tmp_path, args, held, says
+):
+    """Found in a user trial: `kill -INT` 3 s into `elnet train --data D --out RUN` (nothing
+    written yet) said `re-run with --resume to continue`, and `elnet train --out RUN --resume`
+    then answered `nothing to resume: no run (config.yaml) in this folder`. A command whose
+    --out holds nothing to resume (train: no config.yaml / last.pt) now says to run it again."""
+    from sam2elnet import cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    if held is not None:
+        (tmp_path / "RUN").mkdir()
+        (tmp_path / "RUN" / held).write_text("x")
+    monkeypatch.setattr(cli, "_setup_messages", interrupted)  # before the command runs
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err.strip()
+    if "before RUN" in says:
+        assert err == (
+            "error: interrupted before RUN held anything to resume; run the same command again"
+        )
+    else:
+        assert err == "error: interrupted; re-run with --resume to continue"

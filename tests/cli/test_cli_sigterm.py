@@ -42,7 +42,11 @@ def test_sigterm_removes_the_scene_temporaries_and_says_interrupted(tmp_path: Pa
     # 130, or -SIGINT when the interrupt came before the first window (the interpreter then
     # ends by SIGINT, which a shell reports as 130 too): the run ended as by Ctrl-C
     assert p.returncode in (130, -signal.SIGINT), err
-    assert err.strip().splitlines()[-1] == "error: interrupted; re-run with --resume to continue"
+    # nothing was written, so there is nothing to resume (cli._interrupted_message)
+    assert err.strip().splitlines()[-1] == (
+        f"error: interrupted before {out / 'k.tif'} held anything to resume; run the same "
+        "command again"
+    )
     assert "Traceback" not in err
     assert sorted(x.name for x in out.iterdir()) == []  # no temporaries, no half-written label
 

@@ -3,8 +3,8 @@
 A fresh-user trial trained on two 2200 x 1800 px GeoTIFF scenes with 128 px crops: each epoch
 took one crop per scene (0.4 % of it), validation scored each scene's centred crop only, and
 nothing said so. The line of :func:`sam2elnet.engine.train_setup.crop_share_note`, said before
-training, now does when the median image is at least 16 crops, and names what to do; chips of
-about the crop size get no such line.
+training, now does when the median image is at least 64 crops, and names what to do; chips of
+a few crops get no such line.
 """
 
 from __future__ import annotations
@@ -28,14 +28,31 @@ def test_whole_scenes_get_the_line_with_the_share_seen(tmp_path: Path) -> None:
         "takes one random 128 px crop per image, about 0.4 % of its pixels, and validation "
         "scores each image's centred crop only; cut the scenes into chips (`elnet export "
         "--labels MASKS --images SCENES --format coco --out chips/coco.json --chips chips "
+        "--chip-size 256`, then --data chips) or raise --epochs"
+    )
+
+
+def test_chips_follow_the_crop_and_small_images_get_no_line(tmp_path: Path) -> None:
+    """Found in a user trial: the README's first try (256 px SOS images, ``--image-size 64``,
+    16 crops each) was told to cut them into 512 px chips, larger than the images. Such chips of
+    a few crops now get no line; whole scenes are told chips of 2 x 2 crops."""
+    sos = [write_png(tmp_path / f"sos{i}.png", np.zeros((256, 256), np.uint8)) for i in range(3)]
+    assert crop_share_note(sos, 64) is None
+    scene = [write_tif(tmp_path / "scene.tif", np.zeros((1, 5000, 5000), np.uint8), tiled=True)]
+    assert crop_share_note(scene, 256) == (
+        "1 training image is large for 256 px crops (median 25.0 Mpx, 381 crops): each epoch "
+        "takes one random 256 px crop per image, about 0.3 % of its pixels, and validation "
+        "scores each image's centred crop only; cut the scenes into chips (`elnet export "
+        "--labels MASKS --images SCENES --format coco --out chips/coco.json --chips chips "
         "--chip-size 512`, then --data chips) or raise --epochs"
     )
+    assert "--chip-size 64`" in crop_share_note(scene, 32)
 
 
 def test_chips_and_small_images_get_no_line(tmp_path: Path) -> None:
     chips = [write_png(tmp_path / f"c{i}.png", np.zeros((256, 256), np.uint8)) for i in range(3)]
     assert crop_share_note(chips, 128) is None  # 4 crops each
-    big_png = [write_png(tmp_path / "big.png", np.zeros((600, 600), np.uint8))]
+    big_png = [write_png(tmp_path / "big.png", np.zeros((1100, 1100), np.uint8))]
     assert crop_share_note(big_png, 128).startswith("1 training image is large for 128 px")
     assert crop_share_note([], 128) is None
 
@@ -47,7 +64,7 @@ def test_float_or_multiband_scenes_are_not_sent_to_8bit_chips(tmp_path: Path) ->
     four = write_tif(tmp_path / "ms.tif", np.zeros((4, 2200, 1800), np.uint16), tiled=True)
     for scenes in ([db], [four]):
         line = crop_share_note(scenes, 128)
-        assert "keeps their bands and data type, e.g. `gdal_retile.py -ps 512 512" in line
+        assert "keeps their bands and data type, e.g. `gdal_retile.py -ps 256 256" in line
         assert "--format coco" not in line
 
 
@@ -64,8 +81,8 @@ def test_an_image_pil_calls_a_decompression_bomb_is_of_unknown_size(tmp_path: Pa
     Image.MAX_IMAGE_PIXELS = 1000
     try:
         assert crop_share_note([bomb], 128) is None
-        assert crop_share_note([bomb, small], 8).startswith(
-            "2 training images are large for 8 px crops (median 0.0 Mpx, 25 crops)"
+        assert crop_share_note([bomb, small], 4).startswith(
+            "2 training images are large for 4 px crops (median 0.0 Mpx, 100 crops)"
         )
     finally:
         Image.MAX_IMAGE_PIXELS = limit

@@ -21,6 +21,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import typer
 import typer.main
@@ -205,24 +206,55 @@ _INTERRUPTED_OTHER = {
 
 def _interrupted_message(args: list[str]) -> str:
     """What an interrupted ``elnet ARGS`` says: re-run with ``--resume`` only for a command
-    that has that option (train, annotate, enhance, refine, scene, experiment, demo); ``cv``
-    and ``serve`` go on by running them again (:data:`_INTERRUPTED_OTHER`); any other command
-    is simply run again. Before, every command said ``--resume``, which ``elnet cv`` answered
-    with ``No such option``."""
+    that has that option (train, annotate, enhance, refine, scene, experiment, demo) and whose
+    ``--out`` holds something to resume (:func:`_nothing_to_resume`); else that the same command
+    runs again. ``cv`` and ``serve`` go on by running them again (:data:`_INTERRUPTED_OTHER`); any
+    other command is simply run again. Before, every command said ``--resume``, which ``elnet
+    cv`` answered with ``No such option``, and ``elnet train`` interrupted before its run folder
+    held a ``config.yaml`` answered ``nothing to resume``."""
     try:
         cmd = typer.main.get_command(app)
+        rest = list(args)
+        for i, token in enumerate(args):
+            if token.startswith("-"):
+                continue  # the root's options (--verbose) take no value
+            sub = getattr(cmd, "commands", None) or {}  # a group (Typer's is not click's class)
+            if token not in sub:
+                break
+            cmd, rest = sub[token], list(args[i + 1 :])
+        if not any("--resume" in getattr(p, "opts", ()) for p in cmd.params):
+            return _INTERRUPTED_OTHER.get(cmd.name or "", "interrupted; run the command again")
+        out = _out_folder(cmd, rest)
     except Exception:  # an interrupt must end with its line, whatever happens here
         return _INTERRUPTED_MESSAGE
-    for token in args:
-        if token.startswith("-"):
-            continue  # the root's options (--verbose) take no value
-        sub = getattr(cmd, "commands", None) or {}  # a group (Typer's is not click's class)
-        if token not in sub:
-            break
-        cmd = sub[token]
-    if any("--resume" in getattr(p, "opts", ()) for p in cmd.params):
-        return _INTERRUPTED_MESSAGE
-    return _INTERRUPTED_OTHER.get(cmd.name or "", "interrupted; run the command again")
+    if out is not None and _nothing_to_resume(out, train=cmd.name == "train"):
+        return f"interrupted before {out} held anything to resume; run the same command again"
+    return _INTERRUPTED_MESSAGE
+
+
+def _out_folder(cmd: object, args: list[str]) -> Path | None:
+    """The ``--out`` of the command ``cmd`` (click) as ``args`` give it (or its default), parsed
+    without callbacks or prompts; None when it has no ``--out`` or none is given."""
+    ctx = cmd.make_context(cmd.name, list(args), resilient_parsing=True)  # type: ignore[attr-defined]
+    value = ctx.params.get("out")
+    return Path(str(value)) if value not in (None, "") else None
+
+
+def _nothing_to_resume(out: Path, train: bool) -> bool:
+    """True when ``--resume`` would find nothing in ``out``: no such path, or a folder holding
+    no entries but hidden ones (temporary files); for ``elnet train`` a folder without
+    ``config.yaml`` and ``last.pt`` (``--resume`` without ``--data`` needs the first,
+    :func:`~sam2elnet.config_sources.check_options`; the run continues from the second)."""
+    try:
+        if not out.exists():
+            return True
+        if not out.is_dir():
+            return False  # a single output file (elnet scene --out FILE.tif) written already
+        if train:
+            return not ((out / "config.yaml").is_file() or (out / "last.pt").is_file())
+        return not any(not e.name.startswith(".") for e in out.iterdir())
+    except OSError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -96,8 +96,28 @@ def resolve_trunk_scale(cfg: TrainConfig, roads: bool) -> TrainConfig:
     return cfg.model_copy(update={"trunk_scale": cfg.resolved_trunk_scale(roads)})
 
 
-LARGE_IMAGE_CROPS = 16
-"""Training images whose median area is at least this many crops get :func:`crop_share_note`."""
+LARGE_IMAGE_CROPS = 64
+"""Training images whose median area is at least this many crops (a side of at least 8 crops)
+get :func:`crop_share_note`. Images of fewer crops are chips already (the SOS chips are 256 px,
+4 x 4 crops of 64 px): the random crop moves every epoch, so over 20 epochs one crop an epoch
+covers about 1 - (15/16)^20 = 72 % of a 16-crop image but 1 - (63/64)^20 = 27 % of a 64-crop one,
+and cutting such an image smaller gains little. Before 2026-12-05 this was 16, and the README's
+first try (256 px images, ``--image-size 64``) was told to cut them into 512 px chips."""
+
+CHIP_CROPS = 2
+"""Side of the chips :func:`crop_share_note` suggests, in crops: chips of 2 x 2 crops (512 px
+for the default 256 px crop, ``elnet export --chip-size``'s default) stay under
+:data:`LARGE_IMAGE_CROPS`, so training on them draws no note, and the random crop still moves
+within each chip (docs/training.md, "Whole scenes as training images")."""
+
+
+def chip_size(size: int, median_px: float) -> int:
+    """The chip side (px) :func:`crop_share_note` suggests for ``size`` px crops on images of
+    ``median_px`` px (H * W, their median): :data:`CHIP_CROPS` crops, within ``elnet export
+    --chip-size``'s 16-16384 px and never larger than the median image's side
+    (``sqrt(median_px)``, floored)."""
+    side = max(16, int(median_px**0.5))
+    return max(16, min(CHIP_CROPS * size, 16384, side))
 
 
 def _image_facts(path: Path) -> tuple[int, bool] | None:
@@ -123,19 +143,20 @@ def _image_facts(path: Path) -> tuple[int, bool] | None:
 
 CHIPS_8BIT = (
     "`elnet export --labels MASKS --images SCENES --format coco --out chips/coco.json --chips "
-    "chips --chip-size 512`, then --data chips"
+    "chips --chip-size {chip}`, then --data chips"
 )
 """How :func:`crop_share_note` cuts 8-bit grey / RGB scenes into training chips: ``elnet export
---chips`` keeps such pixels as they are (docs/geospatial.md, "Chips")."""
+--chips`` keeps such pixels as they are (docs/geospatial.md, "Chips"); ``{chip}`` is
+:func:`chip_size`."""
 
 CHIPS_OTHER = (
-    "with a tool that keeps their bands and data type, e.g. `gdal_retile.py -ps 512 512 "
+    "with a tool that keeps their bands and data type, e.g. `gdal_retile.py -ps {chip} {chip} "
     "-targetDir chips/images SCENE.tif` and the same for the masks into chips/masks; `elnet "
     "export --chips` writes 8-bit chips of the first band or the first three only"
 )
 """How :func:`crop_share_note` cuts other scenes (several bands, 16-bit, float dB): ``elnet
 export --chips`` would stretch them to 8 bits and keep at most three bands, so the model would
-train on other values than it predicts on."""
+train on other values than it predicts on; ``{chip}`` is :func:`chip_size`."""
 
 
 def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None:
@@ -144,7 +165,9 @@ def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None
     :data:`LARGE_IMAGE_CROPS` crops of ``size`` x ``size`` px. Each epoch takes one random crop
     per image and validation scores each image's centred crop, so most of a whole scene is never
     seen; the line says the share and what to do (:data:`CHIPS_8BIT` when every image read is
-    8-bit grey or RGB, else :data:`CHIPS_OTHER`). None for images of crop size (chips)."""
+    8-bit grey or RGB, else :data:`CHIPS_OTHER`, both with chips of :func:`chip_size`, 2 x 2
+    crops). None for images of fewer crops (chips, e.g. 256 px images with 64 px crops): the
+    random crop covers them over the epochs, and chips cut from them would hardly be smaller."""
     if not images or size <= 0:
         return None
     pick = (
@@ -162,7 +185,9 @@ def crop_share_note(images: list[Path], size: int, most: int = 64) -> str | None
     share = 100.0 * crop / median
     pct = f"{share:.1f}" if share >= 0.1 else f"{share:.2f}"
     are = plural(len(images), "training image is", "training images are")
-    how = CHIPS_8BIT if all(eight for _, eight in facts) else CHIPS_OTHER
+    how = (CHIPS_8BIT if all(eight for _, eight in facts) else CHIPS_OTHER).format(
+        chip=chip_size(size, median)
+    )
     return (
         f"{are} large for {size} px crops (median {median / 1e6:.1f} Mpx, "
         f"{median / crop:.0f} crops): each epoch takes one random {size} px crop per image, "
