@@ -244,7 +244,7 @@ def _nothing_to_resume(out: Path, train: bool) -> bool:
     """True when ``--resume`` would find nothing in ``out``: no such path, or a folder holding
     no entries but hidden ones (temporary files); for ``elnet train`` a folder without
     ``config.yaml`` and ``last.pt`` (``--resume`` without ``--data`` needs the first,
-    :func:`~sam2elnet.config_sources.check_options`; the run continues from the second)."""
+    :func:`~sam2elnet.config_sources.layered_config`; the run continues from the second)."""
     try:
         if not out.exists():
             return True
