@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from helpers_data import make_dataset, small_cfg
 from sam2elnet.config import QualityConfig, TrainConfig
 from sam2elnet.engine.quality_crossfit import FOLDS_DIR, check_crossfit, crossfit_folds
 from sam2elnet.errors import UserError
+from sam2elnet.utils.progress import LOGGER_NAME
 
 _RUN: dict[str, Any] = {}
 
@@ -29,9 +32,42 @@ def _crossfit_run(tmp_factory: pytest.TempPathFactory) -> dict[str, Any]:
         data = make_dataset(root / "data", n=8, size=32)
         q = {"crossfit_folds": 2, "crossfit_epochs": 1}
         cfg = small_cfg(data, root / "run", quality=q, batch_size=None)  # automatic batch size
-        res = train(cfg)
-        _RUN.update(data=data, cfg=cfg, res=res)
+        lines: list[str] = []  # its --no-progress lines (progress off, no echo: the logger)
+        grab = logging.Handler(logging.INFO)
+        grab.emit = lambda r: lines.append(r.getMessage())  # type: ignore[method-assign]
+        plog = logging.getLogger(LOGGER_NAME)
+        was = plog.level
+        plog.addHandler(grab)
+        plog.setLevel(logging.INFO)
+        try:
+            res = train(cfg)
+        finally:
+            plog.removeHandler(grab)
+            plog.setLevel(was)
+        _RUN.update(data=data, cfg=cfg, res=res, lines=lines)
     return _RUN
+
+
+def test_crossfit_predictions_print_progress_lines(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The evaluator fit after the last epoch printed nothing for minutes (a user trial): each
+    fold's held-out images (2) and the final fit's 4 validation images now have a closing
+    progress line, after a line that says what is fitted."""
+    lines = _crossfit_run(tmp_path_factory)["lines"]
+    for f in (1, 2):
+        got = [m for m in lines if re.match(rf"quality cross-fitting fold{f}/2: \d+/", m)]
+        assert len(got) == 1 and re.fullmatch(
+            rf"quality cross-fitting fold{f}/2: 2/2 img in \d+\.\d s \(\d+\.\d\d img/s\)", got[0]
+        ), lines
+    fit = [m for m in lines if m.startswith("quality evaluator")]
+    assert len(fit) == 1 and re.fullmatch(
+        r"quality evaluator: 4/4 img in \d+\.\d s \(\d+\.\d\d img/s\), samples 8", fit[0]
+    ), lines
+    assert (
+        "fitting the quality evaluator on 4 images (4 held out), with 8 out-of-fold samples: "
+        "predicting them at full size ..."
+    ) in lines, lines
 
 
 def test_folds_are_disjoint_cover_the_ids_and_are_stratified() -> None:

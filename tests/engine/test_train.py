@@ -406,3 +406,39 @@ def test_resume_says_when_the_images_changed_since_the_run_started(
     said.clear()
     tr.train(resumed, echo=said.append)  # finished: the same images as recorded
     assert not [s for s in said if s.startswith("note: the images differ")], said
+
+
+def test_quality_evaluator_fit_prints_its_progress_lines(tmp_path: Path, caplog) -> None:
+    """A user trial: after the last epoch ``elnet train --no-progress`` printed nothing for
+    105 s while the quality evaluator predicted every validation and training image at full
+    size. Now it says what it does, then the closing line of its progress (a bar on a
+    terminal): 4 val + 4 training images, each in 2 modes = 16 samples."""
+    import logging
+    import re
+
+    from sam2elnet.engine.train import train
+    from sam2elnet.utils.progress import LOGGER_NAME
+
+    data = make_dataset(tmp_path / "d", n=8)
+    said: list[str] = []
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        train(small_cfg(data, tmp_path / "r"), echo=said.append)
+    msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    fit = [m for m in msgs if m.startswith("quality evaluator")]
+    assert len(fit) == 1 and re.fullmatch(
+        r"quality evaluator: 8/8 img in \d+\.\d s \(\d+\.\d\d img/s\), samples 16", fit[0]
+    ), msgs
+    announced = [m for m in said if m.startswith("fitting the quality evaluator")]
+    assert announced == [
+        "fitting the quality evaluator on 8 images (4 held out, 4 in sample): predicting them "
+        "at full size ..."
+    ], said
+    assert said.index(announced[0]) == len(said) - 1  # after the epoch line, last of train's
+    caplog.clear()
+    said.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        train(small_cfg(data, tmp_path / "r2", fit_quality=False), echo=said.append)
+    msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert not [m for m in msgs if "quality evaluator" in m], msgs
+    assert not [m for m in said if "quality evaluator" in m], said
+    assert any(m.startswith("epoch 1/1: ") for m in said), said

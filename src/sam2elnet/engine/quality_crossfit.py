@@ -30,11 +30,12 @@ run folder (else it restarts).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from sam2elnet.engine.runtime import resolve_device
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import option_default
 from sam2elnet.options import FolderJobOptions
+from sam2elnet.utils.progress import abandon, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +216,18 @@ def crossfit_samples(
     def _say(msg: str) -> None:
         (say or log.info)(msg)
 
+    @contextlib.contextmanager
+    def predicting(n: int, desc: str) -> Iterator[Any]:
+        """A bar over ``n`` held-out images (lines with ``cfg.progress`` off), cleared
+        without a closing line when an error stops it."""
+        bar = progress_bar(n, desc, "img", cfg.progress, leave=False)
+        try:
+            yield bar
+        except BaseException:
+            abandon(bar)
+            raise
+        bar.close()
+
     qcfg = cfg.quality
     k = int(qcfg.crossfit_folds)
     samples = list(data.train_samples)
@@ -235,14 +249,21 @@ def crossfit_samples(
     final.to(device).eval()
     final_digest = weights_digest(final)
 
-    def final_embeddings(held: Sequence[str], cache: dict[str, np.ndarray]) -> np.ndarray:
+    def final_embeddings(
+        held: Sequence[str], cache: dict[str, np.ndarray], name: str
+    ) -> np.ndarray:
         """The final network's embeddings of a fold's held-out items, aligned with ``cache``."""
         parts = []
-        for c0 in range(0, len(held), _CHUNK):
-            chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
-            items = quality_items(chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg))
-            b = collect_quality_samples(final, items, device, cfg.precision, qcfg.tta, batch_size)
-            parts.append((b[1], b[3], b[4] + c0))
+        with predicting(len(held), f"quality cross-fitting {name}/{k}, final network") as bar:
+            for c0 in range(0, len(held), _CHUNK):
+                chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
+                items = quality_items(
+                    chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg)
+                )
+                b = collect_quality_samples(
+                    final, items, device, cfg.precision, qcfg.tta, batch_size, bar=bar
+                )
+                parts.append((b[1], b[3], b[4] + c0))
         modes = np.concatenate([p[1] for p in parts])
         index = np.concatenate([p[2] for p in parts])
         if not (np.array_equal(modes, cache["modes"]) and np.array_equal(index, cache["index"])):
@@ -313,20 +334,23 @@ def crossfit_samples(
                 fold_net = _train_fold(fdir, saved, held)
             fold_net.to(device).eval()
             parts: list[tuple[np.ndarray, ...]] = []
-            for c0 in range(0, len(held), _CHUNK):
-                chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
-                items = quality_items(
-                    chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg)
-                )
-                a = collect_quality_samples(
-                    fold_net, items, device, cfg.precision, qcfg.tta, batch_size
-                )
-                b = collect_quality_samples(
-                    final, items, device, cfg.precision, qcfg.tta, batch_size
-                )
-                if not (np.array_equal(a[3], b[3]) and np.array_equal(a[4], b[4])):
-                    raise RuntimeError("fold and final network samples are not aligned")
-                parts.append((a[0], b[1], a[2], a[3], a[4] + c0))
+            # the held-out images, each by the fold and the final network: counted once, by
+            # the fold network's pass (the final network's follows, chunk by chunk)
+            with predicting(len(held), f"quality cross-fitting {name}/{k}") as bar:
+                for c0 in range(0, len(held), _CHUNK):
+                    chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
+                    items = quality_items(
+                        chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg)
+                    )
+                    a = collect_quality_samples(
+                        fold_net, items, device, cfg.precision, qcfg.tta, batch_size, bar=bar
+                    )
+                    b = collect_quality_samples(
+                        final, items, device, cfg.precision, qcfg.tta, batch_size
+                    )
+                    if not (np.array_equal(a[3], b[3]) and np.array_equal(a[4], b[4])):
+                        raise RuntimeError("fold and final network samples are not aligned")
+                    parts.append((a[0], b[1], a[2], a[3], a[4] + c0))
             cache = {
                 "ids": np.asarray(held, dtype=str),
                 "features": np.concatenate([p[0] for p in parts]),
@@ -348,7 +372,7 @@ def crossfit_samples(
                 f"quality cross-fitting {name}/{k}: reusing its fold network's samples; the "
                 "final network changed since, recomputing their embeddings"
             )
-            cache["embeddings"] = final_embeddings(held, cache)
+            cache["embeddings"] = final_embeddings(held, cache, name)
             cache["final_model"] = np.asarray(final_digest)
             _save_npz(fdir / "oof.npz", **cache)
         else:

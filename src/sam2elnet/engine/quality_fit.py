@@ -34,6 +34,7 @@ from sam2elnet.model.quality_features import FEATURE_NAMES
 from sam2elnet.option_checks import option_default
 from sam2elnet.options import FolderJobOptions
 from sam2elnet.utils.advice import plural
+from sam2elnet.utils.progress import abandon, progress_bar
 from sam2elnet.utils.shape_batches import batches_by_key
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,12 @@ def collect_quality_samples(
     precision: str,
     tta: int,
     batch_size: int = option_default(FolderJobOptions, "batch_size"),
+    bar: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Predict labelled items in both modes.
+
+    ``bar``: a :func:`~sam2elnet.utils.progress.progress_bar` advanced by the images of each
+    batch once both modes are predicted (None: no progress).
 
     Returns (features (N,F), embeddings (N,D), true IoU (N,), mode (N,) 0 = annotate /
     1 = enhance, item index (N,) into ``items``: the two samples of one image share it).
@@ -99,6 +104,8 @@ def collect_quality_samples(
             )
             modes.append(np.full(len(sel), 1.0 if mode == "enhance" else 0.0))
             idx.append(where[sel.numpy()])
+        if bar is not None:
+            bar.update(len(chunk))
     if not feats:
         z = np.zeros(0)
         return np.zeros((0, 0)), np.zeros((0, 0)), z, z, z
@@ -146,6 +153,7 @@ def fit_evaluator(
     seed: int,
     train_items: Sequence[dict[str, Any]] = (),
     extra: QualitySamples | None = None,
+    progress: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Fit the quality evaluator; return (state, summary).
 
@@ -153,14 +161,26 @@ def fit_evaluator(
     trained on: in-sample, optimistic; an indicator in the ridge absorbs the offset), each in
     annotate and enhance mode, plus ``extra`` (out-of-sample samples from cross-fitted
     networks); k-fold cross-fitting of the ridge grouped by image (docs/training.md).
+
+    ``progress``: a bar over the predicted images, or with False one line every 30 s and one at
+    the end (``quality evaluator: 8/8 img in 1.2 s (6.67 img/s), samples 16``; samples: both
+    modes of each image, ``extra`` not counted).
     """
     ev = QualityEvaluator(
         tau=qcfg.tau, tta=qcfg.tta, pca_dim=qcfg.pca_dim, ridge_alpha=qcfg.ridge_alpha
     )
     items = ChainedItems(val_items, train_items)  # decoded a batch at a time
-    feats, embs, ious, modes, idx = collect_quality_samples(
-        model, items, device, precision, qcfg.tta, batch_size
-    )
+    # full-size predictions of every image: minutes on a real dataset (a trial saw 105 s silent)
+    bar = progress_bar(len(items), "quality evaluator", "img", progress, leave=False)
+    try:
+        feats, embs, ious, modes, idx = collect_quality_samples(
+            model, items, device, precision, qcfg.tta, batch_size, bar=bar
+        )
+    except BaseException:
+        abandon(bar)
+        raise
+    bar.set_postfix(samples=len(ious), refresh=False)
+    bar.close()
     in_sample = (idx >= len(val_items)).astype(np.float64)
     n_items = len(items)
     if extra is not None and len(extra):
@@ -289,6 +309,7 @@ def fit_quality(
     seed: int = 0,
     layout: str = "auto",
     crossfit: QualitySamples | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """(Re)fit the label quality evaluator stored in ``model_path`` and rewrite the file.
 
@@ -315,6 +336,8 @@ def fit_quality(
         crossfit: out-of-sample samples of cross-fitted networks
             (:func:`sam2elnet.engine.quality_crossfit.crossfit_samples`); pass
             ``train_items=[]`` with them, the training images are covered already.
+        progress: a bar while the images are predicted, or with False plain lines
+            (:func:`fit_evaluator`).
 
     Returns:
         The evaluator summary (out-of-fold Spearman overall / held out / in sample, status,
@@ -378,6 +401,7 @@ def fit_quality(
         seed,
         train_items or (),
         extra=crossfit,
+        progress=progress,
     )
     extra = dict(extra)
     extra["quality"] = state

@@ -20,6 +20,7 @@ from sam2elnet.engine.quality_crossfit import crossfit_samples
 from sam2elnet.engine.quality_fit import fit_quality
 from sam2elnet.engine.quality_items import quality_items, train_subset
 from sam2elnet.engine.train_checks import positive_values
+from sam2elnet.utils.advice import plural
 
 __all__ = ["fit_run_evaluator"]
 
@@ -55,14 +56,32 @@ def fit_run_evaluator(
         q_train = []
     # at the native scale annotate predicts, not the validation items' crop size
     pv = positive_values(cfg)
+    val_items = quality_items(data.val_samples, data.norm, data.in_bands, cfg.seed, pv)
+    train_items = quality_items(q_train, data.norm, data.in_bands, cfg.seed, pv)
+    say(announce(len(val_items), len(train_items), None if oof is None else len(oof)))
     return fit_quality(
         best_path,
-        val_items=quality_items(data.val_samples, data.norm, data.in_bands, cfg.seed, pv),
-        train_items=quality_items(q_train, data.norm, data.in_bands, cfg.seed, pv),
+        val_items=val_items,
+        train_items=train_items,
         qcfg=cfg.quality,
         device=cfg.device,
         precision=cfg.precision,
         batch_size=batch_size,
         seed=cfg.seed,
         crossfit=oof,
+        progress=cfg.progress,
+    )
+
+
+def announce(n_val: int, n_train: int, n_oof: int | None = None) -> str:
+    """The line ``elnet train`` prints before the evaluator's images are predicted (its
+    progress line, ``quality evaluator: N/N img ...``, follows): ``n_val`` held-out and
+    ``n_train`` in-sample images, ``n_oof`` out-of-fold samples of ``--quality-folds`` (None:
+    not cross-fitted)."""
+    n = n_val + n_train
+    what = f"{n_val} held out, {n_train} in sample" if n_oof is None else f"{n_val} held out"
+    more = "" if n_oof is None else f", with {plural(n_oof, 'out-of-fold sample')}"
+    return (
+        f"fitting the quality evaluator on {plural(n, 'image')} ({what}){more}: predicting "
+        "them at full size ..."
     )
