@@ -162,6 +162,17 @@ def grey_rgb(size: int = 32, seed: int = 0) -> np.ndarray:
     return np.stack([g, g, g], axis=2)
 
 
+def georef_tiles(folder: Path, starts: dict[str, float], side: int, seed: int) -> dict[str, Path]:
+    """One-band uint8 GeoTIFFs of ``side`` px, 10 m pixels in UTM 33N, named ``<key>.tif`` with
+    their upper-left corners at (``starts[key]`` E, 4000000 N) (:func:`write_tif`): tiles of one
+    region for shared-label tests; random pixels from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return {
+        k: write_tif(folder / f"{k}.tif", rng.integers(0, 255, (1, side, side), np.uint8), x0=x0)
+        for k, x0 in starts.items()
+    }
+
+
 def make_generic(
     root: Path, n: int = 4, size: int = 32, mask_dir: str = "masks", coarse: bool = False
 ) -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
-from helpers_data import micro_model_file, write_tif
+from helpers_data import georef_tiles, micro_model_file, write_tif
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
@@ -31,11 +31,7 @@ KIND = "images that the one coarse-label file does not touch"
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    rng = np.random.default_rng(7)
-    return {
-        k: write_tif(folder / f"{k}.tif", rng.integers(0, 255, (1, N, N), np.uint8), x0=x0)
-        for k, x0 in STARTS.items()
-    }
+    return georef_tiles(folder, STARTS, N, seed=7)
 
 
 def _region(path: Path) -> Path:

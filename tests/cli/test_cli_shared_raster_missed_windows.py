@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
-from helpers_data import micro_model_file, write_tif
+from helpers_data import georef_tiles, micro_model_file, write_tif
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
@@ -34,11 +34,7 @@ LARGE = ["--max-memory", "2M"]  # every 96 px image over the budget: the window 
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    rng = np.random.default_rng(11)
-    return {
-        k: write_tif(folder / f"{k}.tif", rng.integers(0, 255, (1, N, N), np.uint8), x0=x0)
-        for k, x0 in STARTS.items()
-    }
+    return georef_tiles(folder, STARTS, N, seed=11)
 
 
 def _region(path: Path) -> Path:

@@ -249,17 +249,19 @@ def crossfit_samples(
     final.to(device).eval()
     final_digest = weights_digest(final)
 
+    def held_chunks(held: Sequence[str]) -> Iterator[tuple[int, list[Any]]]:
+        """(offset, quality items) of ``held`` in chunks of :data:`_CHUNK` (bounded memory)."""
+        for c0 in range(0, len(held), _CHUNK):
+            chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
+            yield c0, quality_items(chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg))
+
     def final_embeddings(
         held: Sequence[str], cache: dict[str, np.ndarray], name: str
     ) -> np.ndarray:
         """The final network's embeddings of a fold's held-out items, aligned with ``cache``."""
         parts = []
         with predicting(len(held), f"quality cross-fitting {name}/{k}, final network") as bar:
-            for c0 in range(0, len(held), _CHUNK):
-                chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
-                items = quality_items(
-                    chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg)
-                )
+            for c0, items in held_chunks(held):
                 b = collect_quality_samples(
                     final, items, device, cfg.precision, qcfg.tta, batch_size, bar=bar
                 )
@@ -337,11 +339,7 @@ def crossfit_samples(
             # the held-out images, each by the fold and the final network: counted once, by
             # the fold network's pass (the final network's follows, chunk by chunk)
             with predicting(len(held), f"quality cross-fitting {name}/{k}") as bar:
-                for c0 in range(0, len(held), _CHUNK):
-                    chunk = [by_id[i] for i in held[c0 : c0 + _CHUNK]]
-                    items = quality_items(
-                        chunk, data.norm, data.in_bands, cfg.seed, positive_values(cfg)
-                    )
+                for c0, items in held_chunks(held):
                     a = collect_quality_samples(
                         fold_net, items, device, cfg.precision, qcfg.tta, batch_size, bar=bar
                     )
