@@ -189,6 +189,12 @@ def test_more_trainings_than_cores_at_once_count_as_shared_cores(
         ends.append(_line(capsys.readouterr().err, f"down_{k}").split("; ")[-1])
     assert ends == ["ETA 0:30", "ETA 0:18", "ETA 0:12", "ETA 0:12", "ETA 0:00"]
     assert st.seconds["down_0"] == 12.0
+    # the line says the time is the training's CPU time (a user read "done in 12 s" as the wall
+    # time of a stage that waited 18 s on a loaded machine)
+    st.run("down_5", clk.takes(18), took=lambda: 12.0)
+    assert _line(capsys.readouterr().err, "down_5").startswith(
+        "[0:48] stage down_5: done, 12 s of CPU time; ETA"
+    )
 
 
 @pytest.mark.parametrize("text", ['{"key": null, "seconds": 3}', "[1, 2]", "{not json"])

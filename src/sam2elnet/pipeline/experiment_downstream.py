@@ -261,7 +261,8 @@ def train_downstream(
                 _train_one,
                 key=fp,
                 reuse=_trained,
-                took=lambda: took[name],
+                # side by side: the training's CPU time; in turn the stage's own wall time
+                took=(lambda: took[name]) if workers > 1 else None,
                 finished=finished[name],
             )
 

@@ -307,7 +307,7 @@ class Stages:
         written) without running ``fn`` and is no timing sample for the ETA. ``took`` (called
         after ``fn``) gives the seconds the stage's work took where ``fn`` only waits for it (a
         training in a worker process, side by side with others: :attr:`side_by_side`); its timing
-        sample and the ``done in`` line, instead of the wait. ``finished``: what
+        sample and its line (``done, 12 s of CPU time``), instead of the wait. ``finished``: what
         :meth:`finished` gave for ``name`` and ``key`` (``say=True``) where the caller has read
         the marker already (None: not finished); it is not read again.
         """
@@ -341,7 +341,10 @@ class Stages:
             dt = time.perf_counter() - t0 if took is None else float(took())
             self._ran.setdefault(self._kind(name), []).append(dt)
             self.status[name] = "ran"
-            self._say(f"stage {name}: done in {dt:.0f} s; {self._eta()}")
+            # a training side by side with others: its own CPU time, not the wait (a user
+            # read "done in 22 s" as wall time on a loaded machine where it took 77 s)
+            spent = f"done in {dt:.0f} s" if took is None else f"done, {dt:.0f} s of CPU time"
+            self._say(f"stage {name}: {spent}; {self._eta()}")
         stored = out_relative(summary, self.out)
         write_json_atomic(
             self.marker(name),
