@@ -68,6 +68,12 @@ def test_crossfit_predictions_print_progress_lines(
         "fitting the quality evaluator on 4 images (4 held out), with 8 out-of-fold samples: "
         "predicting them at full size ..."
     ) in lines, lines
+    # counted nouns: "for 1 epochs" and "(2 folds, 1 epochs each)" before
+    assert any(
+        m.startswith("quality cross-fitting fold1/2: training on 2 images for 1 epoch, predicting")
+        for m in lines
+    ), lines
+    assert any(m.endswith("(2 folds, 1 epoch each)") for m in lines), lines
 
 
 def test_folds_are_disjoint_cover_the_ids_and_are_stratified() -> None:

@@ -49,6 +49,7 @@ from sam2elnet.engine.runtime import resolve_device
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import option_default
 from sam2elnet.options import FolderJobOptions
+from sam2elnet.utils.advice import plural
 from sam2elnet.utils.progress import abandon, progress_bar
 
 log = logging.getLogger(__name__)
@@ -278,7 +279,7 @@ def crossfit_samples(
         if (fdir / "oof.npz").is_file():  # other folds / epochs, or damaged: start again
             _say(
                 f"quality {name}/{k}: its saved samples were made with other folds or fold "
-                f"epochs; training it again ({epochs} epochs)"
+                f"epochs; training it again ({plural(epochs, 'epoch')})"
             )
             shutil.rmtree(fdir)
         elif saved is not None and (
@@ -291,8 +292,8 @@ def crossfit_samples(
         held_set = set(held)
         rest = [i for i in ids if i not in held_set]
         _say(
-            f"quality cross-fitting {name}/{k}: training on {len(rest)} images for "
-            f"{epochs} epochs, predicting the {len(held)} it does not see"
+            f"quality cross-fitting {name}/{k}: training on {plural(len(rest), 'image')} for "
+            f"{plural(epochs, 'epoch')}, predicting the {len(held)} it does not see"
         )
         fcfg = cfg.model_copy(
             update={
@@ -390,7 +391,7 @@ def crossfit_samples(
     }
     _say(
         f"quality cross-fitting: {n} out-of-fold samples from {len(ids)} training images "
-        f"({k} folds, {epochs} epochs each)"
+        f"({plural(k, 'fold')}, {plural(epochs, 'epoch')} each)"
     )
     return QualitySamples(
         features=np.concatenate(feats),
