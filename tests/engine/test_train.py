@@ -381,6 +381,7 @@ def test_a_bad_training_cache_limit_is_one_error_line(tmp_path: Path) -> None:
         "cache of decoded training images) or a limit such as 256, or unset it"
     ]
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()  # refused before the run folder (or its lock) is made
 
 
 def test_resume_says_when_the_images_changed_since_the_run_started(

@@ -172,8 +172,9 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
         LockedError: another job is writing into ``cfg.out`` (the message names its PID).
         UserError: ``cfg.out`` already holds a training run and ``resume`` is off, a resumed
             run's ``config.yaml`` disagrees with ``cfg``, ``fraction`` / ``val_fraction`` /
-            ``quality_folds`` leave no training image (or too few for the folds), or a label
-            looks like an image (images and masks swapped).
+            ``quality_folds`` leave no training image (or too few for the folds), a label
+            looks like an image (images and masks swapped), or ``SAM2ELNET_TRAIN_CACHE_MB`` is
+            not a whole number >= 0 (:func:`~sam2elnet.data.load_cache.train_cache_bytes`).
         DataError: no usable training pair in ``cfg.data`` (every image skipped: nothing
             produced), all training masks empty or all full, ``norm_stats`` missing or
             unreadable or for another band count, or images whose band count the model to
@@ -182,13 +183,14 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> TrainR
             missing, truncated, not a SAM2 encoder / sam2elnet model file, or for another
             encoder size.
     """
+    cache_bytes = train_cache_bytes()  # a bad SAM2ELNET_TRAIN_CACHE_MB: before anything is made
     if int(os.environ.get("RANK", "0")) != 0:
-        return _train(cfg, echo)
+        return _train(cfg, echo, cache_bytes)
     with output_lock(cfg.out):
-        return _train(cfg, echo)
+        return _train(cfg, echo, cache_bytes)
 
 
-def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
+def _train(cfg: TrainConfig, echo: Callable[[str], None] | None, cache_bytes: int) -> TrainResult:
     from sam2elnet.data.datasets import SegmentationDataset
 
     cfg, resumed = prepare_run_dir(cfg)
@@ -236,7 +238,7 @@ def _train(cfg: TrainConfig, echo: Callable[[str], None] | None) -> TrainResult:
         positive_values=_positive(cfg),
         augmentation=augmentation,
         # each image decoded once, not once an epoch (in this process: workers read anyway)
-        cache=LoadCache(train_cache_bytes()),
+        cache=LoadCache(cache_bytes),
     )
     n_windowed = train_ds.prepare_windows()  # before the workers fork: they inherit the plans
     if n_windowed:
