@@ -281,6 +281,13 @@ def _skipped_1(desc: str, unit: str, n: int = 3) -> str:
     return rf"{re.escape(desc)}: {n}/{n} {unit} in [\d.]+ s \([\d.]+ {unit}/s\), skipped 1"
 
 
+def _says_one_skipped(capsys, rc: int, desc: str, unit: str, n: int = 3) -> None:
+    """The command exited 0 and printed one closing line of ``desc`` saying one skipped item."""
+    lines = _closing(capsys.readouterr().out, desc)
+    assert rc == 0 and len(lines) == 1, lines
+    assert re.fullmatch(_skipped_1(desc, unit, n), lines[0]), lines
+
+
 def test_coco_export_progress_counts_the_skipped_labels(tmp_path, capsys, monkeypatch):
     """Was: a COCO export (for CVAT) of 3 labels of which one is truncated closed with
     ``coco: 2/2 label in ...`` and its bar ran to 2/2. Now both count every label and say the
@@ -324,9 +331,7 @@ def test_chips_progress_counts_the_skipped_labels(tmp_path, capsys):
     labels, images = _one_label_unreadable(tmp_path)
     rc = main(["export", "--labels", labels, "--out", str(tmp_path / "p.gpkg"), "--chips",
                str(tmp_path / "chips"), "--images", images, "--no-progress"])  # fmt: skip
-    lines = _closing(capsys.readouterr().out, "chips")
-    assert rc == 0 and len(lines) == 1, lines
-    assert re.fullmatch(_skipped_1("chips", "label"), lines[0]), lines
+    _says_one_skipped(capsys, rc, "chips", "label")
 
 
 def test_label_studio_import_progress_says_the_skipped_tasks(tmp_path, capsys):
@@ -342,9 +347,7 @@ def test_label_studio_import_progress_says_the_skipped_tasks(tmp_path, capsys):
     ls.write_text(json.dumps([_ls_task("a"), _ls_task("b"), unreviewed]))
     rc = main(["import", str(ls), "--from", "label-studio", "--out", str(tmp_path / "m"),
                "--no-progress"])  # fmt: skip
-    lines = _closing(capsys.readouterr().out, "import")
-    assert rc == 0 and len(lines) == 1, lines
-    assert re.fullmatch(_skipped_1("import", "task"), lines[0]), lines
+    _says_one_skipped(capsys, rc, "import", "task")
 
 
 def test_coco_import_progress_says_the_skipped_images(tmp_path, capsys):
@@ -368,9 +371,7 @@ def test_coco_import_progress_says_the_skipped_images(tmp_path, capsys):
     capsys.readouterr()
     rc = main(["import", str(coco), "--from", "coco", "--out", str(tmp_path / "m"),
                "--no-progress"])  # fmt: skip
-    lines = _closing(capsys.readouterr().out, "import")
-    assert rc == 0 and len(lines) == 1, lines
-    assert re.fullmatch(_skipped_1("import", "img"), lines[0]), lines
+    _says_one_skipped(capsys, rc, "import", "img")
 
 
 def test_vector_import_progress_says_the_skipped_images(tmp_path, capsys):
@@ -387,9 +388,7 @@ def test_vector_import_progress_says_the_skipped_images(tmp_path, capsys):
     capsys.readouterr()
     rc = main(["import", str(gpkg), "--from", "vector", "--images", images, "--out",
                str(tmp_path / "m"), "--no-progress"])  # fmt: skip
-    lines = _closing(capsys.readouterr().out, "import")
-    assert rc == 0 and len(lines) == 1, lines
-    assert re.fullmatch(_skipped_1("import", "img", 2), lines[0]), lines
+    _says_one_skipped(capsys, rc, "import", "img", 2)
 
 
 def _masks_and_images(tmp_path) -> None:
@@ -411,9 +410,7 @@ def test_degrade_progress_says_the_skipped_masks(tmp_path, capsys):
     bad.write_bytes(bad.read_bytes()[:40])
     rc = main(["degrade", "--masks", str(tmp_path / "masks"), "--out", str(tmp_path / "c"),
                "--profile", "freehand", "--no-progress"])  # fmt: skip
-    lines = _closing(capsys.readouterr().out, "degrade")
-    assert rc == 0 and len(lines) == 1, lines
-    assert re.fullmatch(_skipped_1("degrade", "mask"), lines[0]), lines
+    _says_one_skipped(capsys, rc, "degrade", "mask")
 
 
 def test_refine_progress_counts_the_skipped_images(tmp_path, capsys):
@@ -428,9 +425,7 @@ def test_refine_progress_counts_the_skipped_images(tmp_path, capsys):
     rc = main(["refine", "--method", "morphological", "--images", str(tmp_path / "images"),
                "--coarse", str(tmp_path / "masks"), "--out", str(tmp_path / "r"),
                "--no-progress"])  # fmt: skip
-    lines = _closing(capsys.readouterr().out, "refine (morphological)")
-    assert rc == 0 and len(lines) == 1, lines
-    assert re.fullmatch(_skipped_1("refine (morphological)", "img"), lines[0]), lines
+    _says_one_skipped(capsys, rc, "refine (morphological)", "img")
 
 
 def test_check_pairs_progress_says_the_skipped_pairs(tmp_path, caplog):
