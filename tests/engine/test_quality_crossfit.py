@@ -16,6 +16,7 @@ import pytest
 from helpers_data import make_dataset, small_cfg
 
 from sam2elnet.config import QualityConfig, TrainConfig
+from sam2elnet.data.load_cache import TRAIN_CACHE_BYTES
 from sam2elnet.engine.quality_crossfit import FOLDS_DIR, check_crossfit, crossfit_folds
 from sam2elnet.errors import UserError
 from sam2elnet.utils.progress import LOGGER_NAME
@@ -153,7 +154,7 @@ def test_resume_reuses_finished_folds_and_refits_identically(
         return real(cfg, echo)
 
     monkeypatch.setattr(tr, "train", spy)
-    res = tr._train(r["cfg"].model_copy(update={"resume": True}), None)
+    res = tr._train(r["cfg"].model_copy(update={"resume": True}), None, TRAIN_CACHE_BYTES)
     assert calls == []  # the fold networks were not trained (or even resumed) again
     _, after = load_model(res.best_path)
     assert after["quality"] == before["quality"]
