@@ -194,7 +194,7 @@ LEVERS: dict[str, Lever] = {
             help="as shipped (elnet train --weights none): the trunk at half resolution "
             "(--trunk-scale auto), precision auto (bf16 autocast where the CPU computes bf16 "
             "natively, else fp32), channels-last, LeanAttention; inference under bf16: the trunk's "
-            "weights in bf16; batch 8 capped at 2 x 512^2 px per forward (fp32: 4 x 256^2 px); "
+            "weights in bf16; batch 8 capped at 2 x 512^2 px per forward; "
             "training batch by "
             "pixels (4 at 256 px, 2 at 512 px)",
         ),
@@ -437,18 +437,16 @@ def lever_batch(
     """Images per forward for ``lever``: its own batch, the reference's (-1), or the product's:
     for training ``default`` when given (``--batch``), else the pixel rule ``elnet train`` uses
     without ``--batch-size`` (``engine.train_schedule.resolve_batch_size``); for inference
-    ``default`` capped at ``memory.batch_pixels`` of the lever's precision per forward."""
+    ``default`` capped at ``memory.BATCH_PIXELS`` per forward."""
     if lever.batch is not None:
         return ref_batch if lever.batch == -1 else lever.batch
     if train:
         from sam2elnet.engine.train_schedule import resolve_batch_size
 
         return resolve_batch_size(default, size)[0]
-    from sam2elnet.engine.memory import batch_pixels
+    from sam2elnet.engine.memory import BATCH_PIXELS
 
-    prec = lever_precision(lever)
-    cap = batch_pixels("bf16" if prec.startswith("bf16") else "32")
-    return max(1, min(default, cap // (size * size)))
+    return max(1, min(default, BATCH_PIXELS // (size * size)))
 
 
 def lever_input(x: torch.Tensor, lever: Lever, train: bool = False) -> torch.Tensor:

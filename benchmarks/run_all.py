@@ -1,7 +1,8 @@
 """Every benchmark in one go (``make bench``), then every ratio with its goal.
 
 Runs, in this order, each in its own process: ``bench_infer.py``, ``bench_train.py``,
-``bench_downstream.py``, ``bench_contention.py``, ``bench_scale.py`` and ``bench_scene.py``; streams their output; writes
+``bench_downstream.py``, ``bench_contention.py``, ``bench_scale.py``, ``bench_scene.py`` and
+``bench_heap.py``; streams their output; writes
 their JSON results to ``--out`` (default ``bench-out/``) and ends with all ``GOAL`` lines and the
 total wall time.
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="+",
         default=None,
-        help="infer train downstream contention scale scene (default all)",
+        help="infer train downstream contention scale scene heap (default all)",
     )
     ap.add_argument("--compile", action="store_true", help="bench_infer: add the compile lever")
     args = ap.parse_args(argv)
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "contention": ["bench_contention.py", *flag],
         "scale": ["bench_scale.py", *flag],
         "scene": ["bench_scene.py", "--sizes", *scene_sizes, *scene_model, "--workdir", scene_tmp],
+        "heap": ["bench_heap.py", *flag],
     }
     env = dict(os.environ)
     env["PYTHONPATH"] = str(HERE.parent / "src") + os.pathsep + env.get("PYTHONPATH", "")

@@ -5,6 +5,8 @@ matmul ceiling brackets the timed rounds."""
 from __future__ import annotations
 
 import math
+import platform
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,34 @@ def test_bench_downstream_smoke_times_both_layouts(bench_import, capsys) -> None
     assert "demo     nchw" in out and "demo     channels-last" in out
     assert "GOAL downstream demo: channels-last / nchw" in out
     assert "SAM2ELNET_CHANNELS_LAST" not in os.environ
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the heap policy is glibc's mallopt",
+)
+def test_bench_heap_smoke_alternates_the_policy_off_and_on(bench_import, tmp_path, capsys) -> None:
+    """bench_heap's children run with glibc's defaults and with the policy, in turn, and the
+    policy's child takes no page fault per image once warm (its freed blocks are reused)."""
+    import json
+
+    bench_heap = bench_import("bench_heap")
+    out = tmp_path / "heap.json"
+    assert bench_heap.main(["--smoke", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    (row,) = got["results"]
+    assert [r["heap_mib"] for r in row["runs"]["glibc defaults"]] == [0]
+    assert [r["heap_mib"] for r in row["runs"]["as shipped"]] == [1024]
+    assert (
+        row["runs"]["as shipped"][0]["faults_per_img"]
+        < row["runs"]["glibc defaults"][0]["faults_per_img"]
+    )
+    names = [g["name"] for g in got["goals"]]
+    assert names == [
+        "heap policy, forward 64 px: images/s vs glibc defaults",
+        "heap policy, forward 64 px: peak memory vs glibc",
+    ]
+    assert "as shipped / glibc defaults:" in capsys.readouterr().out
 
 
 def test_alternate_rounds_warms_up_then_takes_turns(bench) -> None:

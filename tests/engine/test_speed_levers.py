@@ -49,19 +49,14 @@ def test_batch_is_capped_by_pixels_per_forward() -> None:
     assert memory.fit_batch(512 * 512, big, 8, size="micro", precision="bf16", bands=1) == 2
     assert memory.fit_batch(1024 * 1024, big, 8, size="micro", precision="bf16", bands=1) == 1
     assert memory.fit_batch(2048 * 2048, big, 8, size="micro", precision="bf16", bands=1) == 1
-    # float32 on a CPU: half the pixels per forward (4 images of 256 px, 1 of 512 px)
-    assert memory.BATCH_PIXELS_FP32 == 4 * 256 * 256
-    assert memory.fit_batch(256 * 256, big, 8, size="micro", precision="32", bands=1) == 4
-    assert memory.fit_batch(128 * 128, big, 8, size="micro", precision="32", bands=1) == 8
-    assert memory.fit_batch(512 * 512, big, 8, size="micro", precision="32", bands=1) == 1
-    # other devices keep the bf16 cap for both precisions (not measured there)
-    kw = {"size": "micro", "precision": "32", "bands": 1}
-    assert memory.fit_batch(256 * 256, big, 8, "cuda", **kw) == 8
-    assert memory.batch_pixels("32", "cuda:0") == memory.BATCH_PIXELS
+    # float32 and other devices: the same cap (since 2026-12-05; float32 on a CPU took half of it)
+    assert memory.fit_batch(256 * 256, big, 8, size="micro", precision="32", bands=1) == 8
+    assert memory.fit_batch(512 * 512, big, 8, size="micro", precision="32", bands=1) == 2
+    assert memory.fit_batch(1024 * 1024, big, 8, size="micro", precision="32", bands=1) == 1
 
 
-def test_predict_arrays_batches_by_the_precisions_pixel_cap(micro, monkeypatch) -> None:
-    """predict_arrays sends at most memory.batch_pixels(precision) px per forward."""
+def test_predict_arrays_batches_by_the_pixel_cap(micro, monkeypatch) -> None:
+    """predict_arrays sends at most memory.BATCH_PIXELS px per forward (float32 included)."""
     model, extra = micro
     pred = Predictor(copy.deepcopy(model), extra, precision="32", batch_size=8)
     seen: list[int] = []
@@ -72,9 +67,9 @@ def test_predict_arrays_batches_by_the_precisions_pixel_cap(micro, monkeypatch) 
         return net(x, *a, **kw)
 
     monkeypatch.setattr(pred, "net", spy)
-    x = np.zeros((6, 1, 256, 256), dtype=np.float32)
-    assert pred.predict_arrays(x).shape == (6, 256, 256)
-    assert seen == [4, 2]
+    x = np.zeros((5, 1, 512, 512), dtype=np.float32)
+    assert pred.predict_arrays(x).shape == (5, 512, 512)
+    assert seen == [2, 2, 1]
 
 
 def test_channels_last_gives_the_same_probabilities(micro, monkeypatch) -> None:

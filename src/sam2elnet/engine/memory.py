@@ -102,8 +102,6 @@ __all__ = [
     "whole_image_bytes",
     "fit_batch",
     "BATCH_PIXELS",
-    "BATCH_PIXELS_FP32",
-    "batch_pixels",
     "image_size",
 ]
 
@@ -112,28 +110,15 @@ DEFAULT_MAX_MEMORY: int = option_default(FolderJobOptions, "max_memory")
 (declared once, in :class:`sam2elnet.options.FolderJobOptions`)."""
 
 BATCH_PIXELS = 2 * 512 * 512
-"""Most pixels one bf16 forward takes (images x H x W, at least one image): 8 images of 256 px, 2
-of 512 px, 1 of 1,024 px. Larger batches were slower per image on a CPU with native bf16 (quiet
-2-core run of ``benchmarks/bench_infer.py``: 512 px at batch 8 1.93 img/s, at batch 2 2.39 img/s;
-at 256 px batch 8 and 4 equal), because the full-resolution activations of a batch fall out of the
-cache."""
-
-BATCH_PIXELS_FP32 = 4 * 256 * 256
-"""Most pixels one float32 forward takes: 4 images of 256 px, 1 of 512 px. float32 activations
-take twice the bytes of bf16 ones, and smaller batches were faster per image on the AVX2 VM
-(``benchmarks/bench_infer.py``, Hiera-tiny, fp32, alternated rows in one process, 2026-12-01):
-256 px batch 4 vs 8 +8 %, +4 %, +16 %, +16 %, -1 % img/s in five runs and +10 % per CPU second in
-a sixth; 512 px batch 1 vs 2 +14 % img/s and +8 % per CPU second (docs/benchmarks.md, "Inference
-batch in float32")."""
-
-
-def batch_pixels(precision: str, device: Any = "cpu") -> int:
-    """Most pixels per forward for ``precision`` (``"32"``, ``"bf16"``, or ``"auto"``, resolved
-    for ``device``): on a CPU :data:`BATCH_PIXELS_FP32` for float32 and :data:`BATCH_PIXELS` for
-    bf16; on other devices (not measured) :data:`BATCH_PIXELS` for both."""
-    if str(device).split(":")[0] != "cpu":
-        return BATCH_PIXELS
-    return BATCH_PIXELS if resolve_precision(precision, "cpu") == "bf16" else BATCH_PIXELS_FP32
+"""Most pixels one forward takes (images x H x W, at least one image): 8 images of 256 px, 2 of
+512 px, 1 of 1,024 px, in float32 and bf16 alike. Larger batches were slower per image on a CPU
+with native bf16 (quiet 2-core run of ``benchmarks/bench_infer.py``: 512 px at batch 8 1.93 img/s,
+at batch 2 2.39 img/s; at 256 px batch 8 and 4 equal), because the full-resolution activations of
+a batch fall out of the cache. In float32 on the 2-core AVX2 VM, with the heap policy of
+:mod:`sam2elnet.utils.heap`, this cap ran 8 % faster than half of it at 256 px (batch 8 vs 4,
+12.60 vs 11.65 img/s) and 10 % at 512 px (batch 2 vs 1, 2.98 vs 2.72 img/s), 2026-12-05
+(docs/benchmarks.md, "Heap policy"); half of it had been the float32 cap from 2026-12-01, when
+glibc mapped and zero-filled a batch's large activations afresh in every forward."""
 
 
 RUNTIME_BASE = 580_000_000
@@ -240,17 +225,15 @@ def whole_image_bytes(
     return int(RUNTIME_BASE + WEIGHT_COPIES * weights + pixels * pp * max(1, batch))
 
 
-def fit_batch(pixels: int, max_memory: int, limit: int, device: Any = "cpu", **kw: Any) -> int:
+def fit_batch(pixels: int, max_memory: int, limit: int, **kw: Any) -> int:
     """How many images of ``pixels`` px one forward may take: the largest ``n <= limit`` whose
     :func:`whole_image_bytes` (``batch=n``, other arguments as ``kw``) is within ``max_memory``
-    and ``n x pixels`` within :func:`batch_pixels` of ``kw["precision"]`` (bf16 when not given)
-    on ``device``, and at least 1."""
+    and ``n x pixels`` within :data:`BATCH_PIXELS`, and at least 1."""
     one = whole_image_bytes(pixels, batch=1, **kw)
     fixed = whole_image_bytes(0, batch=1, **kw)
     per_image = max(1, one - fixed)
     n = int((max_memory - fixed) // per_image)
-    cap = batch_pixels(kw.get("precision", "bf16"), device)
-    return max(1, min(int(limit), n, cap // max(1, int(pixels))))
+    return max(1, min(int(limit), n, BATCH_PIXELS // max(1, int(pixels))))
 
 
 def image_size(path: str | Path) -> tuple[int, int] | None:

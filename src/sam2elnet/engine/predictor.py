@@ -228,7 +228,7 @@ class Predictor:
         """Images of ``pixels`` px per forward: at most ``batch_size``, within ``max_memory``
         (at least 1)."""
         kw = self._memory_kw(coarse)
-        return memory.fit_batch(pixels, self.max_memory, self.batch_size, self.device, **kw)
+        return memory.fit_batch(pixels, self.max_memory, self.batch_size, **kw)
 
     def _memory_kw(self, coarse: bool) -> dict[str, Any]:
         if not hasattr(self, "_weights_bytes"):
@@ -316,7 +316,7 @@ class Predictor:
         The fast path for sliding-window scene inference (:mod:`sam2elnet.engine.scene`).
         ``coarse`` is (B,h,w) or (B,1,h,w) in {0,1} for enhancement. Batches come from the one
         grouping rule (:func:`~sam2elnet.utils.shape_batches.batches_by_key`), at most
-        ``batch_size`` images and :func:`sam2elnet.engine.memory.batch_pixels` px per forward.
+        ``batch_size`` images and :data:`sam2elnet.engine.memory.BATCH_PIXELS` px per forward.
 
         Raises:
             DataError: ``batch`` is not (B, C, h, w) with the model's band count C, or
@@ -328,10 +328,11 @@ class Predictor:
             raise DataError(f"expected arrays of shape (B, {self.in_bands}, h, w), got {arr.shape}")
         check_batch_coarse(arr.shape, coarse)
         out = np.empty((arr.shape[0], arr.shape[2], arr.shape[3]), dtype=np.float32)
-        # at most batch_size images and memory.batch_pixels px per forward (faster on the CPU);
+        # at most batch_size images and memory.BATCH_PIXELS px per forward (faster on the CPU);
         # one shape, so the grouping rule gives consecutive runs of indices (slices, no copies)
-        cap = memory.batch_pixels(self.precision, self.device)
-        step = max(1, min(self.batch_size, cap // max(1, arr.shape[2] * arr.shape[3])))
+        step = max(
+            1, min(self.batch_size, memory.BATCH_PIXELS // max(1, arr.shape[2] * arr.shape[3]))
+        )
         for sel in batches_by_key([arr.shape[2:]] * len(arr), step):
             s = sel[0]
             x = torch.from_numpy(arr[s : s + len(sel)]).to(self.device)

@@ -1,0 +1,151 @@
+"""Heap policy: freed tensor memory kept for reuse instead of handed back to the kernel.
+
+Runs from ``sam2elnet/__init__.py`` (``import sam2elnet``: CLI and Python API alike), beside the
+thread policy, and imports nothing heavy (``ctypes`` only).
+
+Why. torch takes every CPU tensor from ``malloc``. glibc serves a block above its mmap threshold
+(128 KiB at start, raised after each free of such a block, up to 32 MiB on 64-bit systems:
+``mallopt(3)``, ``M_MMAP_THRESHOLD``) with a fresh ``mmap`` and unmaps it when the block is freed,
+and it trims more than ``M_TRIM_THRESHOLD`` (twice the mmap threshold) of free memory at the top
+of the heap. Every such block is then zero-filled page by page by the kernel on first touch, again
+in every forward: a batch of two 512 px images through Hiera-tiny in float32 took ~120,000 page
+faults per forward, the kernel's share of its CPU time was 13 %, and keeping the blocks made the
+forward 1.11x (512 px, batch 2) and 1.18x (256 px, batch 8) as fast, a training step 1.02x, on
+the 2-core machine of docs/benchmarks.md (``benchmarks/bench_heap.py``, "Heap policy").
+PyTorch's CPU performance tuning guide recommends a caching allocator (jemalloc, tcmalloc) for the
+same reason; this module gets the effect from glibc's documented ``mallopt`` knobs without
+preloading a library.
+
+What it does, on Linux with glibc only: ``mallopt(M_MMAP_THRESHOLD, N)`` and
+``mallopt(M_TRIM_THRESHOLD, N)`` with ``N`` = :data:`DEFAULT_MB` MiB: blocks up to ``N`` come from
+the heap and are reused after they are freed, and up to ``N`` of free memory at the heap's top is
+kept. Blocks above ``N`` (a whole scene raster) are still mapped and returned when freed.
+
+Cost: the resident memory of a process does not fall back after a peak (the freed memory is kept
+for the next batch), and glibc's heap takes a few blocks of one size before its freed blocks
+coalesce into one that fits the next aligned request: the peak of those forwards was 1.09-1.11x
+(~90 MB) that under glibc's defaults, and ``elnet annotate --max-memory`` stayed within its budget
+in every run of ``benchmarks/bench_max_memory.py`` (docs/benchmarks.md).
+
+Overrides: ``SAM2ELNET_HEAP_MB=N`` (a whole number of MiB, 0-2047; 0 keeps glibc's defaults).
+Left alone, whatever ``SAM2ELNET_HEAP_MB`` says: glibc settings of the user's own
+(``GLIBC_TUNABLES`` naming ``glibc.malloc.*``, ``MALLOC_MMAP_THRESHOLD_``,
+``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) and a preloaded allocator (``LD_PRELOAD``), whose
+``malloc`` these glibc knobs would not reach.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import platform
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+ENV_HEAP = "SAM2ELNET_HEAP_MB"
+DEFAULT_MB = 1024
+"""Blocks up to this many MiB come from the heap and this much free memory is kept at its top (the
+default of ``SAM2ELNET_HEAP_MB``): well above the largest activation of an inference batch as
+shipped (8 x 32 x 256 x 256 or 2 x 32 x 512 x 512 float32: 64 MiB), well below a whole scene
+raster, which stays mapped and is returned when freed."""
+MAX_MB = 2047
+"""``mallopt`` takes an ``int`` byte count: 2047 MiB is the largest whole number of MiB below 2^31."""
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+"""``mallopt`` parameter numbers, from glibc's ``<malloc.h>``."""
+USER_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+@dataclass(frozen=True)
+class HeapPolicy:
+    """What :func:`configure` did: ``mib`` applied (0 = nothing), or why not (``reason``)."""
+
+    mib: int
+    reason: str = ""
+
+
+_applied: HeapPolicy | None = None
+
+
+def _glibc_mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``, or None off Linux / glibc (musl has no such knobs)."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        fn = libc.mallopt
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def requested_mib(environ: Mapping[str, str]) -> int | None:
+    """MiB asked for by ``SAM2ELNET_HEAP_MB`` (:data:`DEFAULT_MB` when unset or empty), or None
+    when the value is not a whole number from 0 to :data:`MAX_MB` (a warning says so)."""
+    text = environ.get(ENV_HEAP, "").strip()
+    if not text:
+        return DEFAULT_MB
+    if text.isdigit() and int(text) <= MAX_MB:
+        return int(text)
+    warnings.warn(
+        f"{ENV_HEAP}={text!r} is not a whole number of MiB from 0 to {MAX_MB}: glibc's malloc "
+        f"defaults are kept (unset it for {DEFAULT_MB}, or 0 to keep the defaults)",
+        stacklevel=2,
+    )
+    return None
+
+
+def user_choice(environ: Mapping[str, str]) -> str:
+    """The user's own allocator setting that this policy must leave alone ("" when none)."""
+    if "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""):
+        return "GLIBC_TUNABLES sets glibc.malloc"
+    for var in USER_MALLOC_ENV:
+        if var in environ:
+            return f"{var} is set"
+    if environ.get("LD_PRELOAD", "").strip():
+        return "LD_PRELOAD is set (another allocator may be in place)"
+    return ""
+
+
+def configure(
+    environ: Mapping[str, str] | None = None,
+    mallopt: Callable[[int, int], int] | None = None,
+) -> HeapPolicy:
+    """Apply the policy of the module docstring; returns what was done. Never raises.
+
+    ``environ`` defaults to ``os.environ``; ``mallopt`` to glibc's (tests pass a recorder).
+    """
+    global _applied
+    env = os.environ if environ is None else environ
+    mib = requested_mib(env)
+    reason = user_choice(env)
+    fn = mallopt if mallopt is not None else _glibc_mallopt()
+    if mib is None:
+        policy = HeapPolicy(0, f"{ENV_HEAP} is not valid")
+    elif mib == 0:
+        policy = HeapPolicy(0, f"{ENV_HEAP}=0")
+    elif reason:
+        policy = HeapPolicy(0, reason)
+    elif fn is None:
+        policy = HeapPolicy(0, "not glibc")
+    else:
+        n = mib * 1024 * 1024
+        ok = fn(M_MMAP_THRESHOLD, n) == 1 and fn(M_TRIM_THRESHOLD, n) == 1
+        policy = HeapPolicy(mib if ok else 0, "" if ok else "mallopt refused")
+    log.debug("heap policy: %s", f"{policy.mib} MiB" if policy.mib else policy.reason)
+    if environ is None and mallopt is None:
+        _applied = policy
+    return policy
+
+
+def applied() -> HeapPolicy | None:
+    """The policy applied at ``import sam2elnet`` (None if :func:`configure` never ran)."""
+    return _applied
