@@ -52,11 +52,33 @@ def test_the_variable_sets_the_size_and_zero_keeps_glibcs_defaults() -> None:
 
 
 @pytest.mark.parametrize("value", ["lots", "-5", "2048", "1.5", "1e3"])
-def test_a_bad_value_warns_and_changes_nothing(value: str) -> None:
+def test_a_bad_value_changes_nothing_and_says_what_to_do(value: str) -> None:
     rec = Recorder()
-    with pytest.warns(UserWarning, match=r"SAM2ELNET_HEAP_MB=.* is not a whole number of MiB"):
-        pol = heap.configure({"SAM2ELNET_HEAP_MB": value}, rec)
+    pol = heap.configure({"SAM2ELNET_HEAP_MB": value}, rec)
     assert pol.mib == 0 and rec.calls == []
+    assert pol.problem == (
+        f"SAM2ELNET_HEAP_MB={value!r} is not a whole number of MiB from 0 to 2047: unset it "
+        "(1024 MiB of freed tensor memory kept for reuse), or set 0 to keep glibc's malloc "
+        'defaults (docs/training.md, "Heap")'
+    )
+
+
+@pytest.mark.parametrize("value", ["lots", "4096"])
+def test_elnet_refuses_a_bad_value_with_one_error_line(value: str) -> None:
+    """The import stays silent; every command (not --help) answers one error line, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
+    env.update(PYTHONPATH=SRC, SAM2ELNET_HEAP_MB=value)
+    cmd = [sys.executable, "-m", "sam2elnet.cli"]
+    res = subprocess.run([*cmd, "weights", "list"], env=env, capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert res.stdout == ""
+    assert res.stderr.splitlines() == [
+        f"error: SAM2ELNET_HEAP_MB={value!r} is not a whole number of MiB from 0 to 2047: unset "
+        "it (1024 MiB of freed tensor memory kept for reuse), or set 0 to keep glibc's malloc "
+        'defaults (docs/training.md, "Heap")'
+    ]
+    ok = subprocess.run([*cmd, "--help"], env=env, capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stderr == ""
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,8 @@ coalesce into one that fits the next aligned request: the peak of those forwards
 in every run of ``benchmarks/bench_max_memory.py`` (docs/benchmarks.md).
 
 Overrides: ``SAM2ELNET_HEAP_MB=N`` (a whole number of MiB, 0-2047; 0 keeps glibc's defaults).
+Another value keeps glibc's defaults too: the import stays silent (``applied().problem`` says
+why) and every ``elnet`` command refuses it with one ``error:`` line (:func:`check`, exit 2).
 Left alone, whatever ``SAM2ELNET_HEAP_MB`` says: glibc settings of the user's own
 (``GLIBC_TUNABLES`` naming ``glibc.malloc.*``, ``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) and a preloaded allocator (``LD_PRELOAD``), whose
@@ -42,7 +44,6 @@ import logging
 import os
 import platform
 import sys
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -64,10 +65,12 @@ USER_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_T
 
 @dataclass(frozen=True)
 class HeapPolicy:
-    """What :func:`configure` did: ``mib`` applied (0 = nothing), or why not (``reason``)."""
+    """What :func:`configure` did: ``mib`` applied (0 = nothing), or why not (``reason``);
+    ``problem``: the message for a ``SAM2ELNET_HEAP_MB`` that is not valid ("" when it is)."""
 
     mib: int
     reason: str = ""
+    problem: str = ""
 
 
 _applied: HeapPolicy | None = None
@@ -89,18 +92,22 @@ def _glibc_mallopt() -> Callable[[int, int], int] | None:
 
 def requested_mib(environ: Mapping[str, str]) -> int | None:
     """MiB asked for by ``SAM2ELNET_HEAP_MB`` (:data:`DEFAULT_MB` when unset or empty), or None
-    when the value is not a whole number from 0 to :data:`MAX_MB` (a warning says so)."""
+    when the value is not a whole number from 0 to :data:`MAX_MB`."""
     text = environ.get(ENV_HEAP, "").strip()
     if not text:
         return DEFAULT_MB
-    if text.isdigit() and int(text) <= MAX_MB:
-        return int(text)
-    warnings.warn(
-        f"{ENV_HEAP}={text!r} is not a whole number of MiB from 0 to {MAX_MB}: glibc's malloc "
-        f"defaults are kept (unset it for {DEFAULT_MB}, or 0 to keep the defaults)",
-        stacklevel=2,
+    return int(text) if text.isdigit() and int(text) <= MAX_MB else None
+
+
+def problem_message(environ: Mapping[str, str]) -> str:
+    """What is wrong with ``SAM2ELNET_HEAP_MB`` and what to do ("" when it is valid or unset)."""
+    if requested_mib(environ) is not None:
+        return ""
+    return (
+        f"{ENV_HEAP}={environ.get(ENV_HEAP, '').strip()!r} is not a whole number of MiB from 0 to "
+        f"{MAX_MB}: unset it ({DEFAULT_MB} MiB of freed tensor memory kept for reuse), or set 0 "
+        'to keep glibc\'s malloc defaults (docs/training.md, "Heap")'
     )
-    return None
 
 
 def user_choice(environ: Mapping[str, str]) -> str:
@@ -129,7 +136,7 @@ def configure(
     reason = user_choice(env)
     fn = mallopt if mallopt is not None else _glibc_mallopt()
     if mib is None:
-        policy = HeapPolicy(0, f"{ENV_HEAP} is not valid")
+        policy = HeapPolicy(0, f"{ENV_HEAP} is not valid", problem_message(env))
     elif mib == 0:
         policy = HeapPolicy(0, f"{ENV_HEAP}=0")
     elif reason:
@@ -149,3 +156,17 @@ def configure(
 def applied() -> HeapPolicy | None:
     """The policy applied at ``import sam2elnet`` (None if :func:`configure` never ran)."""
     return _applied
+
+
+def check() -> None:
+    """Refuse a ``SAM2ELNET_HEAP_MB`` that :func:`configure` could not use (the CLI, before a
+    command runs).
+
+    Raises:
+        UserError: the variable is set and not a whole number of MiB from 0 to :data:`MAX_MB`.
+    """
+    problem = _applied.problem if _applied is not None else problem_message(os.environ)
+    if problem:
+        from sam2elnet.errors import UserError
+
+        raise UserError(problem)
