@@ -49,9 +49,15 @@ def test_the_variable_sets_the_size_and_zero_keeps_glibcs_defaults() -> None:
     rec = Recorder()
     assert heap.configure({"SAM2ELNET_HEAP_MB": "2047"}, rec).mib == 2047
     assert rec.calls[0] == (-3, 2047 * MIB) and 2047 * MIB < 2**31  # mallopt takes an int
+    assert heap.configure({"SAM2ELNET_HEAP_MB": "0" * 5000 + "1"}, Recorder()).mib == 1
 
 
-@pytest.mark.parametrize("value", ["lots", "-5", "2048", "1.5", "1e3"])
+@pytest.mark.parametrize(
+    "value",
+    # "\u00b2" (superscript two) and 5,000 digits passed str.isdigit() and then made int() raise
+    # at import sam2elnet: a traceback from every elnet command, --help included
+    ["lots", "-5", "2048", "1.5", "1e3", "\u00b2", "\u0663", "9" * 5000],
+)
 def test_a_bad_value_changes_nothing_and_says_what_to_do(value: str) -> None:
     rec = Recorder()
     pol = heap.configure({"SAM2ELNET_HEAP_MB": value}, rec)
@@ -63,7 +69,7 @@ def test_a_bad_value_changes_nothing_and_says_what_to_do(value: str) -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["lots", "4096"])
+@pytest.mark.parametrize("value", ["lots", "4096", "\u00b2"])
 def test_elnet_refuses_a_bad_value_with_one_error_line(value: str) -> None:
     """The import stays silent; every command (not --help) answers one error line, exit 2."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}

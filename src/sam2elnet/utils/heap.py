@@ -96,7 +96,12 @@ def requested_mib(environ: Mapping[str, str]) -> int | None:
     text = environ.get(ENV_HEAP, "").strip()
     if not text:
         return DEFAULT_MB
-    return int(text) if text.isdigit() and int(text) <= MAX_MB else None
+    # ASCII digits only: str.isdigit() also passes "\u00b2", which int() refuses; and a few
+    # digits only: int() refuses more than 4,300 (sys.get_int_max_str_digits)
+    digits = text.lstrip("0") or "0"
+    if not (text.isascii() and text.isdigit()) or len(digits) > len(str(MAX_MB)):
+        return None
+    return int(digits) if int(digits) <= MAX_MB else None
 
 
 def problem_message(environ: Mapping[str, str]) -> str:
