@@ -128,8 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine()}")
     print(
         f"{args.rounds} alternated pairs of fresh processes per row, {args.forwards} timed "
-        f"forwards each after 2 warm-ups; {args.model_size}, as shipped (lever default)"
+        f"forwards each after 2 warm-ups; {args.model_size}, our network as shipped"
     )
+    if args.smoke:
+        print(
+            "--smoke: one round of two forwards of 64 px images (small blocks, few page faults "
+            "either way): it checks that the script runs; its ratios and goal lines are noise"
+        )
     rows = [("infer", s) for s in args.sizes] + ([("train", 256)] if args.train else [])
     goals = Goals()
     results = []

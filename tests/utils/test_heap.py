@@ -94,6 +94,7 @@ def test_elnet_refuses_a_bad_value_with_one_error_line(value: str) -> None:
         ({"MALLOC_TRIM_THRESHOLD_": "0"}, "MALLOC_TRIM_THRESHOLD_"),
         ({"MALLOC_MMAP_THRESHOLD_": "131072"}, "MALLOC_MMAP_THRESHOLD_"),
         ({"MALLOC_TOP_PAD_": "0"}, "MALLOC_TOP_PAD_"),
+        ({"MALLOC_MMAP_MAX_": "0"}, "MALLOC_MMAP_MAX_"),
         ({"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}, "LD_PRELOAD"),
     ],
 )
@@ -106,6 +107,7 @@ def test_the_users_own_allocator_settings_are_left_alone(env: dict, reason: str)
 def test_other_tunables_do_not_count_as_a_malloc_choice() -> None:
     rec = Recorder()
     assert heap.configure({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2"}, rec).mib == 1024
+    assert heap.configure({"MALLOC_ARENA_MAX": "2"}, Recorder()).mib == 1024
 
 
 def test_a_refused_mallopt_is_reported_not_raised() -> None:

@@ -30,10 +30,11 @@ in every run of ``benchmarks/bench_max_memory.py`` (docs/benchmarks.md).
 Overrides: ``SAM2ELNET_HEAP_MB=N`` (a whole number of MiB, 0-2047; 0 keeps glibc's defaults).
 Another value keeps glibc's defaults too: the import stays silent (``applied().problem`` says
 why) and every ``elnet`` command refuses it with one ``error:`` line (:func:`check`, exit 2).
-Left alone, whatever ``SAM2ELNET_HEAP_MB`` says: glibc settings of the user's own
-(``GLIBC_TUNABLES`` naming ``glibc.malloc.*``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) and a preloaded allocator (``LD_PRELOAD``), whose
-``malloc`` these glibc knobs would not reach.
+The policy sets nothing, whatever ``SAM2ELNET_HEAP_MB`` says, where the user chose: a
+``GLIBC_TUNABLES`` naming any ``glibc.malloc.*`` tunable, one of :data:`USER_MALLOC_ENV`
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``;
+others such as ``MALLOC_ARENA_MAX`` do not count), or an ``LD_PRELOAD`` (jemalloc, tcmalloc),
+whose ``malloc`` these glibc knobs would not reach.
 """
 
 from __future__ import annotations
@@ -60,7 +61,14 @@ MAX_MB = 2047
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 """``mallopt`` parameter numbers, from glibc's ``<malloc.h>``."""
-USER_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+USER_MALLOC_ENV = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_MMAP_MAX_",
+)
+"""glibc's environment variables for the knobs this policy sets or depends on (``mallopt(3)``):
+any of them set means the user chose, and the policy sets nothing."""
 
 
 @dataclass(frozen=True)
