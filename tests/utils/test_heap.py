@@ -144,3 +144,23 @@ def test_import_sam2elnet_keeps_freed_tensor_memory_for_reuse() -> None:
     assert plain["mib"] == 0 and kept["mib"] == heap.DEFAULT_MB
     assert plain["faults"] >= 10 * 16384 * 0.9, plain  # every tensor faulted in afresh
     assert kept["faults"] <= 16384, kept  # not even one tensor's worth over ten tensors
+
+
+@pytest.mark.parametrize(
+    "args", [["annotate", "--help"], ["weights", "--help"], ["weights", "list", "--help"]]
+)
+def test_a_bad_value_still_lets_a_command_show_its_help(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``elnet annotate --help`` under a bad SAM2ELNET_HEAP_MB shows the help (nothing runs),
+    as ``elnet --help`` does; the command itself still answers the error line, exit 2. Before,
+    every subcommand's help answered the error line."""
+    from sam2elnet.cli import main
+
+    bad = heap.configure({"SAM2ELNET_HEAP_MB": "lots"}, Recorder())
+    monkeypatch.setattr(heap, "_applied", bad)
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "Usage:" in out and err == ""
+    assert main(["weights", "list"]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: {bad.problem}"]
