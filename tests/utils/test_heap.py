@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -175,3 +176,23 @@ def test_a_bad_value_still_lets_a_command_show_its_help(
     assert "Usage:" in out and err == ""
     assert main(["weights", "list"]) == 2
     assert capsys.readouterr().err.splitlines() == [f"error: {bad.problem}"]
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="the policy uses glibc's mallopt",
+)
+def test_finding_mallopt_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import sam2elnet`` (every CLI call, every spawn worker and Ray actor) finds glibc's
+    mallopt in the process's own symbols: before, ``ctypes.util.find_library("c")`` ran
+    ``/sbin/ldconfig -p`` (and, without it, ``gcc``) as a child process at each import."""
+    started: list[object] = []
+
+    def popen(*args: object, **kwargs: object) -> None:
+        started.append(args[0] if args else kwargs.get("args"))
+        raise OSError("no processes in this test")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    fn = heap._glibc_mallopt()
+    assert started == []
+    assert fn is not None and fn.argtypes == [ctypes.c_int, ctypes.c_int]

@@ -39,7 +39,6 @@ Left alone, whatever ``SAM2ELNET_HEAP_MB`` says: glibc settings of the user's ow
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import platform
@@ -80,10 +79,16 @@ def _glibc_mallopt() -> Callable[[int, int], int] | None:
     """glibc's ``mallopt``, or None off Linux / glibc (musl has no such knobs)."""
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.mallopt
-    except (OSError, AttributeError):
+    # the process's own symbols (glibc is loaded: it runs Python): ctypes.util.find_library("c")
+    # would start /sbin/ldconfig -p (or gcc) as a child process at every import sam2elnet
+    fn = None
+    for name in (None, "libc.so.6"):
+        try:
+            fn = ctypes.CDLL(name).mallopt
+            break
+        except (OSError, AttributeError):
+            continue
+    if fn is None:
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int]
     fn.restype = ctypes.c_int
