@@ -52,7 +52,7 @@ def test_the_variable_sets_the_size_and_zero_keeps_glibcs_defaults() -> None:
     assert rec.calls[0] == (-3, 2047 * MIB) and 2047 * MIB < 2**31  # mallopt takes an int
 
 
-@pytest.mark.parametrize("value", ["lots", "-5", "2048", "1.5", "1e3"])
+@pytest.mark.parametrize("value", ["lots", "-5", "2048", "1.5", "1e3", "\u00b2", "9" * 5000])
 def test_a_bad_value_changes_nothing_and_says_what_to_do(value: str) -> None:
     rec = Recorder()
     pol = heap.configure({"SAM2ELNET_HEAP_MB": value}, rec)

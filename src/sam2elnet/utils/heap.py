@@ -101,7 +101,15 @@ def requested_mib(environ: Mapping[str, str]) -> int | None:
     text = environ.get(ENV_HEAP, "").strip()
     if not text:
         return DEFAULT_MB
-    return int(text) if text.isdigit() and int(text) <= MAX_MB else None
+    # isdigit() also passes "²", and int() refuses more than 4,300 digits: either raised here,
+    # at import sam2elnet, before
+    if not (text.isascii() and text.isdigit()):
+        return None
+    try:
+        mib = int(text)
+    except ValueError:
+        return None
+    return mib if mib <= MAX_MB else None
 
 
 def problem_message(environ: Mapping[str, str]) -> str:
