@@ -29,7 +29,8 @@ in every run of ``benchmarks/bench_max_memory.py`` (docs/benchmarks.md).
 
 Overrides: ``SAM2ELNET_HEAP_MB=N`` (a whole number of MiB, 0-2047; 0 keeps glibc's defaults).
 Another value keeps glibc's defaults too: the import stays silent (``applied().problem`` says
-why) and every ``elnet`` command refuses it with one ``error:`` line (:func:`check`, exit 2).
+why) and every ``elnet`` command refuses it with one ``error:`` line (:func:`check`, exit 2;
+``--help`` still shows).
 Left alone, whatever ``SAM2ELNET_HEAP_MB`` says: glibc settings of the user's own
 (``GLIBC_TUNABLES`` naming ``glibc.malloc.*``, ``MALLOC_MMAP_THRESHOLD_``,
 ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``) and a preloaded allocator (``LD_PRELOAD``), whose
