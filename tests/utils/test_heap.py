@@ -196,3 +196,20 @@ def test_finding_mallopt_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> N
     fn = heap._glibc_mallopt()
     assert started == []
     assert fn is not None and fn.argtypes == [ctypes.c_int, ctypes.c_int]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the libc question is Linux's")
+def test_a_libc_that_is_not_glibc_is_told_without_reading_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """musl answers no glibc version (``os.confstr`` raises); the policy then steps aside and
+    ``import sam2elnet`` never raises. Before, ``platform.libc_ver()`` fell back to reading
+    ``sys.executable``: an interpreter path that cannot be read raised at import."""
+
+    def confstr(name: str) -> str:
+        raise ValueError(f"unrecognized configuration name {name!r}")
+
+    monkeypatch.setattr(os, "confstr", confstr)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "gone" / "python3"))
+    assert heap._glibc_mallopt() is None
+    assert heap.configure({}) == heap.HeapPolicy(0, "not glibc")

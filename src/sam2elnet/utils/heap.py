@@ -42,7 +42,6 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import platform
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,9 +75,19 @@ class HeapPolicy:
 _applied: HeapPolicy | None = None
 
 
+def _is_glibc() -> bool:
+    """Whether this process runs on glibc: its ``confstr`` names a version (musl's raises).
+    Not ``platform.libc_ver()``, which then reads ``sys.executable`` (and raises when it
+    cannot)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _glibc_mallopt() -> Callable[[int, int], int] | None:
     """glibc's ``mallopt``, or None off Linux / glibc (musl has no such knobs)."""
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not sys.platform.startswith("linux") or not _is_glibc():
         return None
     # the process's own symbols (glibc is loaded: it runs Python): ctypes.util.find_library("c")
     # would start /sbin/ldconfig -p (or gcc) as a child process at every import sam2elnet
