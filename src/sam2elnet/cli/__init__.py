@@ -41,6 +41,7 @@ from sam2elnet.cli.app import SHOWN as _SHOWN
 from sam2elnet.cli.app import app, unwrap_command_help
 from sam2elnet.errors import UserError
 from sam2elnet.option_checks import command_line_names
+from sam2elnet.utils import heap
 from sam2elnet.utils.progress import bars_on_terminals_only, write
 
 unwrap_command_help(app)
@@ -301,6 +302,11 @@ def _run(args: list[str]) -> int:
 
     try:
         _setup_messages()
+        if not _only_help(args):
+            # a bad SAM2ELNET_HEAP_MB: one error line before any command runs; a command's
+            # --help still shows (nothing runs; the Typer callback cannot see a subcommand's
+            # arguments, so the check is here)
+            heap.check()
         rv = app(args=args, standalone_mode=False, prog_name="elnet")
         # Outside standalone mode Typer returns the code of a typer.Exit instead of raising it,
         # and turns Ctrl-C (KeyboardInterrupt) into Exit(130): without this an interrupted

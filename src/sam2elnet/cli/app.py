@@ -9,7 +9,6 @@ import sys
 import typer
 
 from sam2elnet import __version__
-from sam2elnet.utils import heap
 from sam2elnet.utils.progress import LOGGER_NAME, write
 
 SHOWN: set[str] = set()
@@ -46,7 +45,6 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail in messages."),
 ) -> None:
     """SAM2-ELNet command line."""
-    heap.check()  # a bad SAM2ELNET_HEAP_MB: one error line before any command runs
     logging.getLogger("sam2elnet").setLevel(logging.INFO if verbose else logging.WARNING)
 
     class _Stdout(logging.Handler):

@@ -29,7 +29,8 @@ in every run of ``benchmarks/bench_max_memory.py`` (docs/benchmarks.md).
 
 Overrides: ``SAM2ELNET_HEAP_MB=N`` (a whole number of MiB, 0-2047; 0 keeps glibc's defaults).
 Another value keeps glibc's defaults too: the import stays silent (``applied().problem`` says
-why) and every ``elnet`` command refuses it with one ``error:`` line (:func:`check`, exit 2).
+why) and every ``elnet`` command refuses it with one ``error:`` line (:func:`check`, exit 2;
+``--help`` still shows).
 The policy sets nothing, whatever ``SAM2ELNET_HEAP_MB`` says, where the user chose: a
 ``GLIBC_TUNABLES`` naming any ``glibc.malloc.*`` tunable, one of :data:`USER_MALLOC_ENV`
 (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_``;
@@ -40,10 +41,8 @@ whose ``malloc`` these glibc knobs would not reach.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
-import platform
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -58,6 +57,11 @@ shipped (8 x 32 x 256 x 256 or 2 x 32 x 512 x 512 float32: 64 MiB), well below a
 raster, which stays mapped and is returned when freed."""
 MAX_MB = 2047
 """``mallopt`` takes an ``int`` byte count: 2047 MiB is the largest whole number of MiB below 2^31."""
+LEGACY_MMAP_MAX_MB = 32
+"""The upper limit of the mmap threshold that ``mallopt(3)`` documents for 64-bit systems
+(``DEFAULT_MMAP_THRESHOLD_MAX``, 4 x 1024 x 1024 x ``sizeof(long)`` bytes). glibc 2.36 accepted
+1 GiB (measured); where a release refuses more, the policy keeps blocks up to this size and still
+raises the trim threshold."""
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 """``mallopt`` parameter numbers, from glibc's ``<malloc.h>``."""
@@ -84,14 +88,30 @@ class HeapPolicy:
 _applied: HeapPolicy | None = None
 
 
+def _is_glibc() -> bool:
+    """Whether this process runs on glibc: its ``confstr`` names a version (musl's raises).
+    Not ``platform.libc_ver()``, which then reads ``sys.executable`` (and raises when it
+    cannot)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 def _glibc_mallopt() -> Callable[[int, int], int] | None:
     """glibc's ``mallopt``, or None off Linux / glibc (musl has no such knobs)."""
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not sys.platform.startswith("linux") or not _is_glibc():
         return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        fn = libc.mallopt
-    except (OSError, AttributeError):
+    # the process's own symbols (glibc is loaded: it runs Python): ctypes.util.find_library("c")
+    # would start /sbin/ldconfig -p (or gcc) as a child process at every import sam2elnet
+    fn = None
+    for name in (None, "libc.so.6"):
+        try:
+            fn = ctypes.CDLL(name).mallopt
+            break
+        except (OSError, AttributeError):
+            continue
+    if fn is None:
         return None
     fn.argtypes = [ctypes.c_int, ctypes.c_int]
     fn.restype = ctypes.c_int
@@ -158,8 +178,18 @@ def configure(
         policy = HeapPolicy(0, "not glibc")
     else:
         n = mib * 1024 * 1024
-        ok = fn(M_MMAP_THRESHOLD, n) == 1 and fn(M_TRIM_THRESHOLD, n) == 1
-        policy = HeapPolicy(mib if ok else 0, "" if ok else "mallopt refused")
+        mmap_mib = mib
+        ok = fn(M_MMAP_THRESHOLD, n) == 1
+        if not ok and mib > LEGACY_MMAP_MAX_MB:  # an older glibc's limit
+            mmap_mib = LEGACY_MMAP_MAX_MB
+            ok = fn(M_MMAP_THRESHOLD, mmap_mib * 1024 * 1024) == 1
+        ok = ok and fn(M_TRIM_THRESHOLD, n) == 1
+        if not ok:
+            policy = HeapPolicy(0, "mallopt refused")
+        elif mmap_mib != mib:
+            policy = HeapPolicy(mmap_mib, f"this glibc maps blocks above {mmap_mib} MiB")
+        else:
+            policy = HeapPolicy(mib)
     log.debug("heap policy: %s", f"{policy.mib} MiB" if policy.mib else policy.reason)
     if environ is None and mallopt is None:
         _applied = policy
