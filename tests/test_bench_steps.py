@@ -128,8 +128,8 @@ def test_bench_downstream_smoke_times_both_layouts(bench_import, capsys) -> None
     reason="the heap policy is glibc's mallopt",
 )
 def test_bench_heap_smoke_alternates_the_policy_off_and_on(bench_import, tmp_path, capsys) -> None:
-    """bench_heap's children run with glibc's defaults and with the policy, in turn, and the
-    policy's child takes no page fault per image once warm (its freed blocks are reused)."""
+    """bench_heap's children run with glibc's defaults and with the policy, in turn, and report
+    what the table prints; two goal lines per row."""
     import json
 
     bench_heap = bench_import("bench_heap")
@@ -139,10 +139,11 @@ def test_bench_heap_smoke_alternates_the_policy_off_and_on(bench_import, tmp_pat
     (row,) = got["results"]
     assert [r["heap_mib"] for r in row["runs"]["glibc defaults"]] == [0]
     assert [r["heap_mib"] for r in row["runs"]["as shipped"]] == [1024]
-    assert (
-        row["runs"]["as shipped"][0]["faults_per_img"]
-        < row["runs"]["glibc defaults"][0]["faults_per_img"]
-    )
+    # the fault counts themselves are not compared: --smoke's 64 px blocks are small enough that
+    # glibc's own dynamic threshold keeps them too, and a few faults either way are noise (the
+    # policy's effect on large blocks: tests/utils/test_heap.py)
+    keys = {"img_s", "faults_per_img", "kernel_share", "peak_mb"}
+    assert all(keys <= set(r) for runs in row["runs"].values() for r in runs)
     names = [g["name"] for g in got["goals"]]
     assert names == [
         "heap policy, forward 64 px: images/s vs glibc defaults",

@@ -104,14 +104,14 @@ def test_export_no_progress_prints_a_line_per_stage(tmp_path, capsys):
                "--no-progress"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
-    assert any(ln.startswith("polygonise: 2/2 label in ") for ln in out.splitlines()), out
+    assert any(ln.startswith("polygonise: 2/2 labels in ") for ln in out.splitlines()), out
 
 
 def test_export_progress_line_counts_the_skipped_labels(tmp_path, capsys):
     """Was: an export of 3 labels of which one cannot be read closed with ``polygonise: 2/2
     label in ...``, as if nothing was skipped. Now the line counts every label and says how
-    many were skipped, as annotate's and evaluate's do: ``polygonise: 3/3 label in ...,
-    skipped 1``; none skipped, no count (``polygonise: 2/2 label in ... (... label/s)``)."""
+    many were skipped, as annotate's and evaluate's do: ``polygonise: 3/3 labels in ...,
+    skipped 1``; none skipped, no count (``polygonise: 2/2 labels in ... (... label/s)``)."""
     import re
 
     from sam2elnet.cli import main
@@ -127,13 +127,13 @@ def test_export_progress_line_counts_the_skipped_labels(tmp_path, capsys):
     assert rc == 0
     lines = [ln for ln in out.splitlines() if ln.startswith("polygonise: ")]
     assert len(lines) == 1, out
-    assert re.fullmatch(r"polygonise: 3/3 label in [\d.]+ s \([\d.]+ label/s\), skipped 1",
+    assert re.fullmatch(r"polygonise: 3/3 labels in [\d.]+ s \([\d.]+ label/s\), skipped 1",
                         lines[0]), lines  # fmt: skip
     (tmp_path / "labels" / "l2.tif").unlink()
     assert main(["export", "--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "p.gpkg"),
                  "--no-progress"]) == 0  # fmt: skip
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("polygonise: ")]
-    assert re.fullmatch(r"polygonise: 2/2 label in [\d.]+ s \([\d.]+ label/s\)", lines[0]), lines
+    assert re.fullmatch(r"polygonise: 2/2 labels in [\d.]+ s \([\d.]+ label/s\)", lines[0]), lines
 
 
 def _ls_task(name: str) -> dict:
@@ -164,7 +164,7 @@ def test_import_and_coco_export_no_progress_print_a_line(tmp_path, capsys):
                "--format", "coco", "--no-progress"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0
-    assert any(ln.startswith("coco: 3/3 label in ") for ln in out.splitlines()), out
+    assert any(ln.startswith("coco: 3/3 labels in ") for ln in out.splitlines()), out
     rc = main(["import", str(coco), "--from", "coco", "--out", str(tmp_path / "m"),
                "--no-progress"])  # fmt: skip
     out = capsys.readouterr().out
@@ -176,7 +176,7 @@ def test_import_and_coco_export_no_progress_print_a_line(tmp_path, capsys):
                "--no-progress"])  # fmt: skip
     out = capsys.readouterr().out
     assert rc == 0 and len(list((tmp_path / "m2").glob("*.png"))) == 2
-    assert any(ln.startswith("import: 2/2 task in ") for ln in out.splitlines()), out
+    assert any(ln.startswith("import: 2/2 tasks in ") for ln in out.splitlines()), out
 
 
 def test_import_and_coco_export_bars_have_units_and_totals(tmp_path, capsys, monkeypatch):
@@ -219,7 +219,7 @@ def test_check_data_no_progress_prints_one_line(tmp_path, caplog):
         skips = check_pairs(samples, NormalizationConfig.for_modality("optical"), progress=False)
     assert not skips.items
     msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
-    assert len(msgs) == 1 and msgs[0].startswith("check data: 3/3 pair in ")
+    assert len(msgs) == 1 and msgs[0].startswith("check data: 3/3 pairs in ")
 
 
 def test_only_utils_progress_asks_whether_stderr_is_a_terminal():
@@ -290,8 +290,8 @@ def _says_one_skipped(capsys, rc: int, desc: str, unit: str, n: int = 3) -> None
 
 def test_coco_export_progress_counts_the_skipped_labels(tmp_path, capsys, monkeypatch):
     """Was: a COCO export (for CVAT) of 3 labels of which one is truncated closed with
-    ``coco: 2/2 label in ...`` and its bar ran to 2/2. Now both count every label and say the
-    skipped one, as ``polygonise`` does: ``coco: 3/3 label in ..., skipped 1``."""
+    ``coco: 2/2 labels in ...`` and its bar ran to 2/2. Now both count every label and say the
+    skipped one, as ``polygonise`` does: ``coco: 3/3 labels in ..., skipped 1``."""
     from sam2elnet.cli import main
 
     labels, _ = _one_label_unreadable(tmp_path)
@@ -306,8 +306,8 @@ def test_coco_export_progress_counts_the_skipped_labels(tmp_path, capsys, monkey
 
 
 def test_label_studio_export_progress_counts_the_skipped_labels(tmp_path, capsys):
-    """Was: ``label-studio: 2/2 label in ...`` for 3 labels of which one is truncated. Now
-    ``label-studio: 3/3 label in ..., skipped 1``; none skipped, nothing added."""
+    """Was: ``label-studio: 2/2 labels in ...`` for 3 labels of which one is truncated. Now
+    ``label-studio: 3/3 labels in ..., skipped 1``; none skipped, nothing added."""
     from sam2elnet.cli import main
 
     labels, images = _one_label_unreadable(tmp_path)
@@ -319,13 +319,13 @@ def test_label_studio_export_progress_counts_the_skipped_labels(tmp_path, capsys
     (tmp_path / "labels" / "l2.png").unlink()
     assert main([*args, "--out", str(tmp_path / "ls2" / "tasks.json")]) == 0
     lines = _closing(capsys.readouterr().out, "label-studio")
-    assert re.fullmatch(r"label-studio: 2/2 label in [\d.]+ s \([\d.]+ label/s\)", lines[0])
+    assert re.fullmatch(r"label-studio: 2/2 labels in [\d.]+ s \([\d.]+ label/s\)", lines[0])
 
 
 def test_chips_progress_counts_the_skipped_labels(tmp_path, capsys):
-    """Was: ``export --chips`` closed its chips stage with ``chips: 2/2 label in ...`` for 3
-    labels of which one is truncated. Now ``chips: 3/3 label in ..., skipped 1`` (a COCO file
-    of chips counts chips, ``coco: 2 chip in ...``, not the skipped labels)."""
+    """Was: ``export --chips`` closed its chips stage with ``chips: 2/2 labels in ...`` for 3
+    labels of which one is truncated. Now ``chips: 3/3 labels in ..., skipped 1`` (a COCO file
+    of chips counts chips, ``coco: 2 chips in ...``, not the skipped labels)."""
     from sam2elnet.cli import main
 
     labels, images = _one_label_unreadable(tmp_path)
@@ -335,8 +335,8 @@ def test_chips_progress_counts_the_skipped_labels(tmp_path, capsys):
 
 
 def test_label_studio_import_progress_says_the_skipped_tasks(tmp_path, capsys):
-    """Was: ``import: 3/3 task in ...`` for 3 tasks of which one was not reviewed (skipped,
-    one note). Now the line says it, as annotate's does: ``import: 3/3 task in ..., skipped
+    """Was: ``import: 3/3 tasks in ...`` for 3 tasks of which one was not reviewed (skipped,
+    one note). Now the line says it, as annotate's does: ``import: 3/3 tasks in ..., skipped
     1``."""
     import json
 
@@ -401,8 +401,8 @@ def _masks_and_images(tmp_path) -> None:
 
 
 def test_degrade_progress_says_the_skipped_masks(tmp_path, capsys):
-    """``elnet degrade``: a truncated mask is skipped (listed); was ``degrade: 3/3 mask in
-    ...``, now ``degrade: 3/3 mask in ..., skipped 1``."""
+    """``elnet degrade``: a truncated mask is skipped (listed); was ``degrade: 3/3 masks in
+    ...``, now ``degrade: 3/3 masks in ..., skipped 1``."""
     from sam2elnet.cli import main
 
     _masks_and_images(tmp_path)
@@ -430,7 +430,7 @@ def test_refine_progress_counts_the_skipped_images(tmp_path, capsys):
 
 def test_check_pairs_progress_says_the_skipped_pairs(tmp_path, caplog):
     """elnet train's data check and ``elnet stats --check`` skip a pair whose mask is truncated
-    (listed); their lines were ``check data: 3/3 pair in ...`` / ``check pairs: 3/3 pair in
+    (listed); their lines were ``check data: 3/3 pairs in ...`` / ``check pairs: 3/3 pairs in
     ...``, now ``..., skipped 1``."""
     from sam2elnet.data.layouts import Sample
     from sam2elnet.data.normalize import NormalizationConfig

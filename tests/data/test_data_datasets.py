@@ -272,7 +272,7 @@ def test_mask_strata(tmp_path):
 
 
 def test_mask_strata_without_a_bar_prints_a_stage_line(tmp_path, caplog):
-    """``--no-progress`` (progress False): no bar, one ``strata: 2/2 mask in ... s`` line (the
+    """``--no-progress`` (progress False): no bar, one ``strata: 2/2 masks in ... s`` line (the
     experiment's split stage scans every mask; it was silent, as a bare tqdm disabled)."""
     from sam2elnet.utils.progress import LOGGER_NAME
 
@@ -280,7 +280,7 @@ def test_mask_strata_without_a_bar_prints_a_stage_line(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
         mask_strata(discover(root).samples, progress=False)
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
-    assert len(lines) == 1 and lines[0].startswith("strata: 2/2 mask in ")
+    assert len(lines) == 1 and lines[0].startswith("strata: 2/2 masks in ")
 
 
 def test_two_labels_of_one_image_are_an_error_naming_both(tmp_path):

@@ -118,7 +118,7 @@ def test_progress_counts_steps_and_images(tmp_path: Path, caplog, capsys) -> Non
     msgs = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
     assert len(msgs) == 2, msgs
     train_line, test_line = msgs
-    assert train_line.startswith("downstream training (8 img): 6/6 step in "), train_line
+    assert train_line.startswith("downstream training (8 img): 6/6 steps in "), train_line
     loss = f"{res.history[-1]['loss']:.3f}"
     # the last curve point scored during training, with its step (not the final model's IoU)
     curve_iou = f"{res.curve[-2]['iou']:.3f} at step {res.curve[-2]['step']}"

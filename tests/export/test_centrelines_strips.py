@@ -139,7 +139,7 @@ def test_cli_export_of_a_large_scene_label_thins_in_strips(tmp_path, capsys, mon
     out = capsys.readouterr()
     strips = gpd.read_file(tmp_path / "strips.gpkg", layer="centre_lines")
     assert reads and max(reads) < 256
-    assert "centre lines scene_label.tif: 4/4 strip in" in out.out + out.err
+    assert "centre lines scene_label.tif: 4/4 strips in" in out.out + out.err
     assert len(whole) > 5
     assert _key(strips.geometry) == _key(whole.geometry)
     cols = ["source", "quality", "length_px", "length_m"]

@@ -108,3 +108,31 @@ def test_cli_log_lines_print_above_the_bar(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         log.removeHandler(handler)  # type: ignore[arg-type]
     assert "warning: d.tif: scene without a CRS" in screen_rows(buf.getvalue())
+
+
+def test_a_closing_line_counts_in_the_plural_unless_one_or_abbreviated(caplog) -> None:
+    """Was ``check data: 76/76 pair in 0.3 s (250.34 pair/s)`` (fresh-user trial, 2026-12-05);
+    now ``76/76 pairs``, ``1/1 pair``; abbreviations stay (``8/8 img``, ``4/4 win``); the rate
+    keeps the unit (``pair/s``)."""
+    import logging
+    import re
+
+    from sam2elnet.utils.progress import LOGGER_NAME, ProgressLines, unit_noun
+
+    assert [unit_noun("pair", n) for n in (0, 1, 2)] == ["pairs", "pair", "pairs"]
+    assert unit_noun("batch", 3) == "batches" and unit_noun("mask", 3) == "masks"
+    assert [unit_noun(u, 5) for u in ("img", "it", "px", "B", "win")] == [
+        "img",
+        "it",
+        "px",
+        "B",
+        "win",
+    ]
+    with caplog.at_level(logging.INFO, logger=LOGGER_NAME):
+        for total, unit in ((3, "pair"), (1, "pair"), (2, "img")):
+            bar = ProgressLines(total, "check data", unit)
+            bar.update(total)
+            bar.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER_NAME]
+    assert re.fullmatch(r"check data: 3/3 pairs in [\d.]+ s \([\d.]+ pair/s\)", lines[0]), lines
+    assert lines[1].startswith("check data: 1/1 pair in ") and "2/2 img in" in lines[2]

@@ -81,7 +81,7 @@ def iter_chips(
     Lazy so a COCO file can describe the chips without holding every mask in memory; exhaust the
     iterator to write them all. ``skipped``: labels of the export skipped before these
     (unreadable, ...): counted in the ``chips`` progress bar's total and its closing line
-    (``chips: 3/3 label in ..., skipped 1``).
+    (``chips: 3/3 labels in ..., skipped 1``).
 
     Raises:
         DataError: ``chip_size`` under 16 px, no source image for a label (give ``images``),

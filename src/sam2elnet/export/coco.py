@@ -291,7 +291,7 @@ def _coco_parts(
     """("image", entry) and ("annotation", ann) in file order, ids from 1; a progress bar (or
     lines with ``progress`` False) counts ``unit`` out of ``total`` (None: ``len(items)`` when
     it has one, else unknown), and ``skipped`` items skipped before (counted as done, said
-    last: ``coco: 3/3 label in ..., skipped 1``). ``review`` receives one review-record entry
+    last: ``coco: 3/3 labels in ..., skipped 1``). ``review`` receives one review-record entry
     per label file (:func:`_review_entry`)."""
     from sam2elnet.utils.progress import progress_bar
 
@@ -456,7 +456,7 @@ def write_coco(
     review-record entry per label file (source image name, label, annotations, quality, mask
     digest; :mod:`~sam2elnet.export.review_set`), none for chips. ``skipped``: labels of the
     export skipped before these (unreadable, ...): counted in the progress bar's total and its
-    closing line, ``coco: 3/3 label in 0.1 s (30.00 label/s), skipped 1`` (``unit`` label; 0
+    closing line, ``coco: 3/3 labels in 0.1 s (30.00 label/s), skipped 1`` (``unit`` label; 0
     for chips, whose labels the ``chips`` bar counts).
 
     Returns:

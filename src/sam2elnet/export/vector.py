@@ -172,7 +172,7 @@ def write_polygons(
             :func:`~sam2elnet.export.label_screen.screen_labels` read it; None: each label is
             opened once more to read it before any polygon is made.
         skipped: labels of the export skipped before these (unreadable, ...): counted in the
-            progress bar's total and its closing line, ``polygonise: 3/3 label in ..., skipped
+            progress bar's total and its closing line, ``polygonise: 3/3 labels in ..., skipped
             1`` (:func:`~sam2elnet.utils.progress.track`).
 
     Returns:

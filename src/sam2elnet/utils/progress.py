@@ -79,6 +79,19 @@ def line(msg: str, level: int = logging.INFO) -> None:
     log.log(level, msg)
 
 
+ABBREVIATED_UNITS = frozenset({"it", "img", "px", "B", "win"})
+"""Units written as abbreviations, the same for one and many (``76/76 img``)."""
+
+
+def unit_noun(unit: str, count: int) -> str:
+    """``unit`` as the noun after a count of ``count``: plural unless the count is one or the unit
+    is an abbreviation (:data:`ABBREVIATED_UNITS`): ``76/76 pairs``, ``1/1 pair``, ``8/8 img``,
+    ``3/3 batches``. The rate keeps the unit as it is (``pair/s``)."""
+    if count == 1 or unit in ABBREVIATED_UNITS:
+        return unit
+    return unit + ("es" if unit.endswith(("ch", "sh", "s", "x")) else "s")
+
+
 class ProgressLines:
     """A tqdm stand-in that logs lines instead of drawing a bar (see module docstring).
 
@@ -108,9 +121,8 @@ class ProgressLines:
         rate = f"{self.n / dt:.2f} {self.unit}/s" if dt > 0 else "-"
         when = f"in {dt:.1f} s" if final else f"after {dt:.0f} s"
         extra = ", ".join(f"{k} {v}" for k, v in self.postfix.items())
-        return f"{self.desc}: {self.n}{of} {self.unit} {when} ({rate})" + (
-            f", {extra}" if extra else ""
-        )
+        noun = unit_noun(self.unit, self.total if self.total is not None else self.n)
+        return f"{self.desc}: {self.n}{of} {noun} {when} ({rate})" + (f", {extra}" if extra else "")
 
     def update(self, n: int = 1) -> None:
         self.n += int(n)
@@ -203,11 +215,11 @@ def track(
     """Iterate with :func:`progress_bar` (a bar, or lines with ``--no-progress``).
 
     ``skipped``: the batch's skipped items, counted in the bar and, when any, said last as the
-    other batches say it (``polygonise: 3/3 label in 0.1 s (30.00 label/s), skipped 1``). An
+    other batches say it (``polygonise: 3/3 labels in 0.1 s (30.00 label/s), skipped 1``). An
     int: items skipped before the loop (an export's unreadable labels), added to the total as
     done. A sized collection (a list, a :class:`~sam2elnet.utils.batch.SkipLog`) that the loop
     appends its skipped items to: the items it holds on entry are added to the total as done,
-    and its length is read again after each item (``import: 3/3 task in ..., skipped 1``; the
+    and its length is read again after each item (``import: 3/3 tasks in ..., skipped 1``; the
     items skipped inside the loop are among the ``iterable``'s, already in the total).
     """
     items = list(iterable) if total is None and not hasattr(iterable, "__len__") else iterable
