@@ -278,7 +278,10 @@ def _one_label_unreadable(tmp_path) -> tuple[str, str]:
 
 
 def _skipped_1(desc: str, unit: str, n: int = 3) -> str:
-    return rf"{re.escape(desc)}: {n}/{n} {unit} in [\d.]+ s \([\d.]+ {unit}/s\), skipped 1"
+    """The closing line's pattern: ``desc: n/n pairs in ... (... pair/s), skipped 1`` (``img``
+    stays: an abbreviation, ``utils.progress.ABBREVIATED_UNITS``)."""
+    noun = unit if unit == "img" else unit + "s"
+    return rf"{re.escape(desc)}: {n}/{n} {noun} in [\d.]+ s \([\d.]+ {unit}/s\), skipped 1"
 
 
 def _says_one_skipped(capsys, rc: int, desc: str, unit: str, n: int = 3) -> None:
