@@ -3,7 +3,8 @@
 The policy is process-wide (``mallopt`` at ``import sam2elnet``), so each contender runs in its own
 fresh child process, and the children alternate: glibc defaults (``SAM2ELNET_HEAP_MB=0``), as
 shipped, glibc defaults, as shipped, ... (``--rounds`` pairs), so a change in machine load hits both
-alike. Each child builds our network as shipped (Hiera-tiny, random weights, ``build_ours``), runs
+alike. The shell's own allocator settings (``GLIBC_TUNABLES``, ``MALLOC_*``, ``LD_PRELOAD``) are
+left out of the children (:func:`child_env`): the policy would step aside for them. Each child builds our network as shipped (Hiera-tiny, random weights, ``build_ours``), runs
 two warm-up forwards and then ``--forwards`` timed forwards of one batch of the product's size
 (``lever_batch``: 8 images at 256 px, 2 at 512 px) and reports images/s, minor page faults per
 image, the share of its CPU time spent in the kernel and its peak resident memory (``VmHWM``).
@@ -90,9 +91,19 @@ def child(kind: str, size: int, forwards: int, model_size: str) -> dict:
     }
 
 
-def run_child(kind: str, size: int, forwards: int, model_size: str, env_extra: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "SAM2ELNET_HEAP_MB"}
+def child_env(environ: dict, env_extra: dict) -> dict:
+    """A child's environment: ``environ`` without ``SAM2ELNET_HEAP_MB`` and without the allocator
+    settings that make the policy step aside (``GLIBC_TUNABLES``, ``MALLOC_*_``, ``LD_PRELOAD``),
+    so "as shipped" is the policy and "glibc defaults" glibc's own, whatever this shell sets;
+    then ``env_extra``."""
+    drop = ("SAM2ELNET_HEAP_MB", "GLIBC_TUNABLES", "LD_PRELOAD")
+    env = {k: v for k, v in environ.items() if k not in drop and not k.startswith("MALLOC_")}
     env.update(env_extra)
+    return env
+
+
+def run_child(kind: str, size: int, forwards: int, model_size: str, env_extra: dict) -> dict:
+    env = child_env(dict(os.environ), env_extra)
     env["PYTHONPATH"] = str(HERE.parent / "src") + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [sys.executable, str(HERE / "bench_heap.py"), "--child", kind, str(size)]
     cmd += ["--forwards", str(forwards), "--model-size", model_size]

@@ -152,6 +152,25 @@ def test_bench_heap_smoke_alternates_the_policy_off_and_on(bench_import, tmp_pat
     assert "as shipped / glibc defaults:" in capsys.readouterr().out
 
 
+def test_bench_heap_children_ignore_the_shells_allocator_settings(bench_import) -> None:
+    """Was: a shell with LD_PRELOAD or MALLOC_TRIM_THRESHOLD_ set ran the "as shipped" child with
+    the policy off (it steps aside for them): defaults compared with defaults."""
+    bench_heap = bench_import("bench_heap")
+    shell = {
+        "PATH": "/usr/bin",
+        "SAM2ELNET_HEAP_MB": "64",
+        "GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0",
+        "MALLOC_TRIM_THRESHOLD_": "0",
+        "LD_PRELOAD": "/usr/lib/libjemalloc.so.2",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    assert bench_heap.child_env(shell, {}) == {"PATH": "/usr/bin"}
+    assert bench_heap.child_env(shell, {"SAM2ELNET_HEAP_MB": "0"}) == {
+        "PATH": "/usr/bin",
+        "SAM2ELNET_HEAP_MB": "0",
+    }
+
+
 def test_alternate_rounds_warms_up_then_takes_turns(bench) -> None:
     """One warm-up call each, then a, b, a, b, ...; every round's seconds on the given clock
     (here a counter that ticks once per read), and alternate is their median."""
