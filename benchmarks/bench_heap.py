@@ -38,18 +38,19 @@ HERE = Path(__file__).resolve().parent
 VARIANTS = {"glibc defaults": {"SAM2ELNET_HEAP_MB": "0"}, "as shipped": {}}
 
 
-def _peak_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(kind: str, size: int, forwards: int, model_size: str) -> dict:
     """One contender's numbers, in this (fresh) process."""
     import common  # noqa: F401  (the product's thread and heap policies before torch)
     import torch
-    from common import LEVERS, apply_lever, build_ours, lever_autocast, lever_batch, lever_input
+    from common import (
+        LEVERS,
+        apply_lever,
+        build_ours,
+        lever_autocast,
+        lever_batch,
+        lever_input,
+        peak_rss_mb,
+    )
 
     from sam2elnet.utils.heap import applied
 
@@ -87,7 +88,7 @@ def child(kind: str, size: int, forwards: int, model_size: str) -> dict:
         "img_s": images / wall,
         "faults_per_img": (r1.ru_minflt - r0.ru_minflt) / images,
         "kernel_share": sys_ / max(1e-9, user + sys_),
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_rss_mb(),
     }
 
 

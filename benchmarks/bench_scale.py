@@ -29,17 +29,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory (``VmHWM``) in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def one_annotate(model: str, images: str, n: int, out: str, batch: int) -> dict:
     sys.path.insert(0, str(HERE))
-    import common  # noqa: F401  (thread policy first)
+    from common import peak_rss_mb  # first: the product's thread policy before torch
 
     # isort: split
     from sam2elnet.engine.infer import annotate_folder
@@ -53,7 +45,7 @@ def one_annotate(model: str, images: str, n: int, out: str, batch: int) -> dict:
 
 def one_train(data: str, out: str, n: int, crop: int, model_size: str, batch: int) -> dict:
     sys.path.insert(0, str(HERE))
-    import common  # noqa: F401  (thread policy first)
+    from common import peak_rss_mb  # first: the product's thread policy before torch
 
     # isort: split
     import warnings

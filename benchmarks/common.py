@@ -56,6 +56,19 @@ def machine() -> str:
     )
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM`` of ``/proc/self/status``) in MB; NaN where
+    there is none. Not ``getrusage().ru_maxrss``: Linux carries that over ``exec`` from the
+    forking parent, so a child of a big parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def matmul_ceiling(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
     """Best GFLOP/s of an n x n matmul in this process (the practical compute ceiling)."""
     a = torch.randn(n, n).to(dtype)

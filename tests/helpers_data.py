@@ -305,6 +305,14 @@ def trained_run(tmp_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return _CACHE["run"]
 
 
+def read_raster(path: Path) -> np.ndarray:
+    """Every band of a raster file, (bands, H, W) in its own dtype."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
 def micro_model_file(path: Path, bands: int = 1) -> Path:
     """An untrained micro model (its labels are arbitrary but deterministic)."""
     from sam2elnet.model import ModelConfig, build_model

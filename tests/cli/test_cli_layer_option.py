@@ -15,8 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
-from helpers_data import write_tif
+from helpers_data import micro_model_file, read_raster, write_tif
 from shapely.geometry import box
 
 from sam2elnet.cli import main
@@ -49,18 +48,9 @@ def _one_error(err: str) -> str:
     return errors[0]
 
 
-def _read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as ds:
-        return ds.read()
-
-
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from sam2elnet.model import ModelConfig, build_model, save_model
-
-    root = tmp_path_factory.mktemp("layer_model")
-    net = build_model(ModelConfig(size="micro", in_bands=3))
-    return save_model(net, root / "m.pt")
+    return micro_model_file(tmp_path_factory.mktemp("layer_model") / "m.pt", bands=3)
 
 
 def test_enhance_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> None:
@@ -81,17 +71,17 @@ def test_enhance_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> No
             assert "elnet import / enhance / scene --layer NAME" in err, err
     for name in ("a", "b"):  # labels and change maps: those of the one-layer file
         for sub in ("labels", "changes"):
-            got = _read(tmp_path / "two" / sub / f"{name}.tif")
-            assert np.array_equal(got, _read(tmp_path / "one" / sub / f"{name}.tif")), sub
+            got = read_raster(tmp_path / "two" / sub / f"{name}.tif")
+            assert np.array_equal(got, read_raster(tmp_path / "one" / sub / f"{name}.tif")), sub
         # the coarse label went into the change map: the default layer's differs
-        changes = [_read(tmp_path / d / "changes" / f"{name}.tif") for d in ("two", "dflt")]
+        changes = [read_raster(tmp_path / d / "changes" / f"{name}.tif") for d in ("two", "dflt")]
         assert not np.array_equal(*changes)
     # one image and the file (named once: read with the layer too)
     rc, err = _cli(capsys, "enhance", "--model", model, "--images", images / "a.tif", "--labels",
                    two, "--out", tmp_path / "single", "--layer", "new", "--no-progress")  # fmt: skip
     assert rc == 0 and "2 layers" not in err, err
-    got = _read(tmp_path / "single" / "changes" / "a.tif")
-    assert np.array_equal(got, _read(tmp_path / "one" / "changes" / "a.tif"))
+    got = read_raster(tmp_path / "single" / "changes" / "a.tif")
+    assert np.array_equal(got, read_raster(tmp_path / "one" / "changes" / "a.tif"))
 
     out = tmp_path / "missing"
     rc, err = _cli(capsys, *run, "--labels", two, "--out", out, "--layer", "roads")
@@ -274,9 +264,9 @@ def test_scene_reads_the_layer_named_with_layer(tmp_path, model, capsys) -> None
         rc, err = _cli(capsys, *run, "--image", scenes, "--labels", labels,
                        "--out", tmp_path / f"{out}_dir", *extra)  # fmt: skip
         assert rc == 0, err
-    assert np.array_equal(_read(tmp_path / "two.tif"), _read(tmp_path / "one.tif"))
+    assert np.array_equal(read_raster(tmp_path / "two.tif"), read_raster(tmp_path / "one.tif"))
     for name in ("a", "b"):
-        got, ref = (_read(tmp_path / f"{d}_dir" / f"{name}.tif") for d in ("two", "one"))
+        got, ref = (read_raster(tmp_path / f"{d}_dir" / f"{name}.tif") for d in ("two", "one"))
         assert np.array_equal(got, ref), name
     folder = tmp_path / "labels"
     folder.mkdir()

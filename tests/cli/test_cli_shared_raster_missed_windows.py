@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
-from helpers_data import georef_tiles, micro_model_file, write_tif
+from helpers_data import georef_tiles, micro_model_file, read_raster, write_tif
 
 os.environ.setdefault("SAM2ELNET_THREADS", "1")
 
@@ -71,13 +71,6 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
         return {Path(r["image"]).stem: r for r in csv.DictReader(fh)}
 
 
-def _read(path: Path) -> np.ndarray:
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        return ds.read()
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("missed")
@@ -119,7 +112,7 @@ def test_a_large_image_the_raster_misses_is_predicted_and_recorded_as_annotate_d
     assert {k: got[k] for k in want if k != "image"} == {
         k: v for k, v in want.items() if k != "image"
     }
-    np.testing.assert_array_equal(_read(out / got["label"]), _read(ann / want["label"]))
+    np.testing.assert_array_equal(read_raster(out / got["label"]), read_raster(ann / want["label"]))
 
 
 def test_a_scene_the_raster_misses_is_predicted_as_without_labels(root: Path) -> None:
@@ -137,7 +130,7 @@ def test_a_scene_the_raster_misses_is_predicted_as_without_labels(root: Path) ->
     ), said
     _main(["scene", "--model", str(model), "--image", str(root / "one"), "--out", str(plain),
            *WINDOWS])  # fmt: skip
-    np.testing.assert_array_equal(_read(out / "a.tif"), _read(plain / "a.tif"))
+    np.testing.assert_array_equal(read_raster(out / "a.tif"), read_raster(plain / "a.tif"))
 
     def line(folder: Path) -> dict[str, object]:
         lines = [json.loads(t) for t in (folder / "manifest.jsonl").read_text().splitlines()]

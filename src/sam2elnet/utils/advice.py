@@ -50,7 +50,12 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     """``count`` and ``noun``, plural unless the count is one: ``'1 polygon'``, ``'0 polygons'``,
     ``'2 polygons'``. ``many``: the plural when it is not ``noun + 's'``, also a noun with its
     verb (``plural(n, "feature has", "features have")``). How notes count what they name."""
-    return f"{count} {noun if count == 1 else many or noun + 's'}"
+    return f"{count} {counted_noun(count, noun, many)}"
+
+
+def counted_noun(count: int, noun: str, many: str | None = None) -> str:
+    """The noun :func:`plural` writes after ``count``, without the count (for ``3/3 pairs``)."""
+    return noun if count == 1 else many or noun + "s"
 
 
 def none_of(count: int, noun: str, does: str, does_not: str, many: str | None = None) -> str:

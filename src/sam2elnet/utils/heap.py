@@ -155,6 +155,21 @@ def user_choice(environ: Mapping[str, str]) -> str:
     return ""
 
 
+def _set_thresholds(mallopt: Callable[[int, int], int], mib: int) -> HeapPolicy:
+    """Both thresholds to ``mib`` MiB through ``mallopt``; the mmap threshold at
+    :data:`LEGACY_MMAP_MAX_MB` where a larger one is refused."""
+    mmap_mib = mib
+    ok = mallopt(M_MMAP_THRESHOLD, mib * 1024 * 1024) == 1
+    if not ok and mib > LEGACY_MMAP_MAX_MB:  # an older glibc's limit
+        mmap_mib = LEGACY_MMAP_MAX_MB
+        ok = mallopt(M_MMAP_THRESHOLD, mmap_mib * 1024 * 1024) == 1
+    if not (ok and mallopt(M_TRIM_THRESHOLD, mib * 1024 * 1024) == 1):
+        return HeapPolicy(0, "mallopt refused")
+    if mmap_mib != mib:
+        return HeapPolicy(mmap_mib, f"this glibc maps blocks above {mmap_mib} MiB")
+    return HeapPolicy(mib)
+
+
 def configure(
     environ: Mapping[str, str] | None = None,
     mallopt: Callable[[int, int], int] | None = None,
@@ -167,29 +182,15 @@ def configure(
     env = os.environ if environ is None else environ
     mib = requested_mib(env)
     reason = user_choice(env)
-    fn = mallopt if mallopt is not None else _glibc_mallopt()
     if mib is None:
         policy = HeapPolicy(0, f"{ENV_HEAP} is not valid", problem_message(env))
     elif mib == 0:
         policy = HeapPolicy(0, f"{ENV_HEAP}=0")
     elif reason:
         policy = HeapPolicy(0, reason)
-    elif fn is None:
-        policy = HeapPolicy(0, "not glibc")
-    else:
-        n = mib * 1024 * 1024
-        mmap_mib = mib
-        ok = fn(M_MMAP_THRESHOLD, n) == 1
-        if not ok and mib > LEGACY_MMAP_MAX_MB:  # an older glibc's limit
-            mmap_mib = LEGACY_MMAP_MAX_MB
-            ok = fn(M_MMAP_THRESHOLD, mmap_mib * 1024 * 1024) == 1
-        ok = ok and fn(M_TRIM_THRESHOLD, n) == 1
-        if not ok:
-            policy = HeapPolicy(0, "mallopt refused")
-        elif mmap_mib != mib:
-            policy = HeapPolicy(mmap_mib, f"this glibc maps blocks above {mmap_mib} MiB")
-        else:
-            policy = HeapPolicy(mib)
+    else:  # glibc's mallopt looked up only when it is to be called
+        fn = mallopt if mallopt is not None else _glibc_mallopt()
+        policy = HeapPolicy(0, "not glibc") if fn is None else _set_thresholds(fn, mib)
     log.debug("heap policy: %s", f"{policy.mib} MiB" if policy.mib else policy.reason)
     if environ is None and mallopt is None:
         _applied = policy

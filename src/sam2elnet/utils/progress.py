@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator, Sized
 from typing import Any, TextIO
 
+from sam2elnet.utils.advice import counted_noun
+
 LOGGER_NAME = "sam2elnet.progress"
 #: seconds between the lines of a long stage with the bar off (:class:`ProgressLines`)
 EVERY_S = 30.0
@@ -87,9 +89,9 @@ def unit_noun(unit: str, count: int) -> str:
     """``unit`` as the noun after a count of ``count``: plural unless the count is one or the unit
     is an abbreviation (:data:`ABBREVIATED_UNITS`): ``76/76 pairs``, ``1/1 pair``, ``8/8 img``,
     ``3/3 batches``. The rate keeps the unit as it is (``pair/s``)."""
-    if count == 1 or unit in ABBREVIATED_UNITS:
+    if unit in ABBREVIATED_UNITS:
         return unit
-    return unit + ("es" if unit.endswith(("ch", "sh", "s", "x")) else "s")
+    return counted_noun(count, unit, unit + "es" if unit.endswith(("ch", "sh", "s", "x")) else None)
 
 
 class ProgressLines:
